@@ -1,0 +1,122 @@
+// Configuration (SPEC §2): loaded from YAML, validated strictly. Every problem
+// in the file is reported at once, each as FILE:LINE:COL: error: MESSAGE.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/source_error.h"
+#include "core/value.h"
+#include "drivers/driver.h"
+
+namespace tg {
+
+struct GatewayConfig {
+    std::string id;  // default: derived from the host name (default_gateway_id)
+    std::string data_dir = "/var/lib/tidegate";
+};
+
+struct TlsConfig {
+    bool present = false;  // a tls: section was given
+    std::string ca_file;
+    std::string cert_file;
+    std::string key_file;
+    bool verify_hostname = true;
+};
+
+struct MqttConfig {
+    std::string uri = "tcp://localhost:1883";
+    int version = 4;  // 4 = MQTT 3.1.1, 5 = MQTT 5
+    std::string client_id;  // default: tidegate-<gateway.id>
+    std::string topic_prefix = "tidegate";
+    int qos = 1;
+    std::chrono::milliseconds keepalive{30'000};
+    std::string username;
+    std::string password_file;
+    std::string password;  // read from password_file at load time
+    TlsConfig tls;
+};
+
+struct RulesConfig {
+    std::vector<std::string> paths{"/etc/tidegate/rules.d"};
+    std::chrono::milliseconds tick{1000};
+};
+
+struct OutboxConfig {
+    std::uint64_t max_bytes = 64ull << 20;
+    bool sync_always = false;
+    std::chrono::milliseconds sync{1000};
+};
+
+struct JournalConfig {
+    std::uint64_t retain_bytes = 0;
+};
+
+struct MetricsConfig {
+    std::chrono::milliseconds interval{60'000};
+};
+
+enum class PublishMode { All, Events, State, None };
+
+struct SensorConfig {
+    std::string name;
+    std::string driver;
+    std::chrono::milliseconds interval{5000};
+    ValueType type = ValueType::Number;
+    std::string unit;
+    std::optional<std::pair<double, double>> range;
+    std::optional<int> precision;
+    std::optional<double> deadband;
+    std::optional<std::chrono::milliseconds> heartbeat;
+    PublishMode publish = PublishMode::All;
+    drivers::Options options;
+    SourcePos pos;  // where the sensor's entry starts
+
+    // The sensor's topic path: name with '.' replaced by '/'.
+    std::string path() const;
+    drivers::SensorSpec spec() const;
+};
+
+struct OutputConfig {
+    std::string name;
+    std::string driver;
+    drivers::Options options;
+    bool remote = false;
+    SourcePos pos;
+};
+
+struct Config {
+    std::string file;  // the path it was loaded from
+    GatewayConfig gateway;
+    MqttConfig mqtt;
+    RulesConfig rules;
+    OutboxConfig outbox;
+    JournalConfig journal;
+    MetricsConfig metrics;
+    std::vector<SensorConfig> sensors;
+    std::vector<OutputConfig> outputs;
+
+    // <topic_prefix>/<gateway.id>
+    std::string topic_base() const { return mqtt.topic_prefix + "/" + gateway.id; }
+};
+
+// Loads and validates `path`. Throws LoadError carrying every problem found
+// (a missing or unreadable file is one error naming the file). Warnings (things
+// that may resolve at run time) are returned in `warnings` when given.
+Config load_config(const std::string& path, Diagnostics* warnings = nullptr);
+
+// Same, from text already in memory; `file` names it in messages.
+Config parse_config(const std::string& text, const std::string& file,
+                    Diagnostics* warnings = nullptr);
+
+// gateway.id when none is configured: the host name (up to the first '.', other
+// characters outside [A-Za-z0-9_-] replaced by '-'); for the generic names
+// raspberrypi and localhost, host name + "-" + the first 6 hex digits of
+// /etc/machine-id.
+std::string default_gateway_id(const std::string& hostname, const std::string& machine_id);
+
+}  // namespace tg
