@@ -13,13 +13,38 @@ namespace {
 constexpr std::chrono::milliseconds kBackoffMax{30'000};
 
 std::string describe(const mqtt::token& tok) {
-    std::string s = "rc " + std::to_string(tok.get_return_code());
-    const std::string text = mqtt::exception::error_str(tok.get_return_code());
-    if (!text.empty()) s += " (" + text + ")";
-    if (tok.get_reason_code() != mqtt::SUCCESS) {
-        s += ", reason " + std::to_string(static_cast<int>(tok.get_reason_code()));
-        const std::string reason = mqtt::exception::reason_code_str(tok.get_reason_code());
-        if (!reason.empty()) s += " (" + reason + ")";
+    const int rc = tok.get_return_code();
+    std::string s;
+    switch (rc) {
+        // MQTT 3.1.1 CONNACK return codes, as Paho passes them through.
+        case 1:
+            s = "broker refused the protocol version";
+            break;
+        case 2:
+            s = "broker rejected the client id";
+            break;
+        case 3:
+            s = "broker unavailable";
+            break;
+        case 4:
+            s = "bad user name or password";
+            break;
+        case 5:
+            s = "not authorized";
+            break;
+        case -1:
+            s = "no connection (broker unreachable, refused, or TLS handshake failed)";
+            break;
+        default:
+            s = mqtt::exception::error_str(rc);
+            break;
+    }
+    s += " (rc " + std::to_string(rc) + ")";
+    const auto reason = tok.get_reason_code();
+    // 255 is Paho's "no MQTT 5 reason" marker.
+    if (reason != mqtt::SUCCESS && static_cast<int>(reason) != 255) {
+        s += ", reason " + std::to_string(static_cast<int>(reason)) + " (" +
+             mqtt::exception::reason_code_str(reason) + ")";
     }
     return s;
 }
