@@ -942,7 +942,8 @@ void Loader::sensor(const YAML::Node& node, Config& c) {
     // Cross-option rules live in the driver; creating it (no I/O) checks them.
     if (errors_.size() == errors_before && info->create) {
         try {
-            std::unique_ptr<drivers::Driver> probe = info->create(s.spec());
+            const drivers::SensorSpec probe_spec = s.spec();
+            std::unique_ptr<drivers::Driver> probe = info->create(std::span(&probe_spec, 1));
         } catch (const drivers::OptionError& oe) {
             const auto it = positions.find(oe.key());
             if (it != positions.end()) {

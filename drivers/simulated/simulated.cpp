@@ -3,6 +3,7 @@
 #include <array>
 #include <cmath>
 #include <numbers>
+#include <stdexcept>
 
 namespace tg::drivers {
 namespace {
@@ -18,8 +19,9 @@ constexpr std::array<OptionSpec, 8> kOptions{{
     {"seed", OptType::Integer, "1", "random seed (random_walk)"},
 }};
 
-std::unique_ptr<Driver> create(const SensorSpec& spec) {
-    return std::make_unique<SimulatedDriver>(spec);
+std::unique_ptr<Driver> create(std::span<const SensorSpec> sensors) {
+    if (sensors.size() != 1) throw std::logic_error("simulated sensors are never shared");
+    return std::make_unique<SimulatedDriver>(sensors.front());
 }
 
 SimulatedDriver::Profile parse_profile(const std::string& s) {
