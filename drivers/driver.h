@@ -93,6 +93,14 @@ class Driver {
     // loop: must not block long. Drivers that are not polled never get it.
     virtual void poll(const Clock& clock, Sink& sink) { (void)clock, (void)sink; }
     virtual void stop() {}
+
+    // Drivers fed by the gateway's MQTT connection (the mqtt input driver):
+    // the topic filters to subscribe to, and each message that matched one.
+    virtual std::vector<std::string> subscriptions() const { return {}; }
+    virtual void on_message(const std::string& topic, const std::string& payload,
+                            const Clock& clock, Sink& sink) {
+        (void)topic, (void)payload, (void)clock, (void)sink;
+    }
 };
 
 // Creates the driver for one sensor, or for several sensors that share one

@@ -140,6 +140,8 @@ int Gateway::run() {
 
     for (DriverSlot& d : drivers_) {
         d.next_due = started_mono_;
+        for (const std::string& filter : d.driver->subscriptions())
+            link_->subscribe(filter, 1);
         if (!d.driver->polled()) d.driver->start(*this);
     }
 
@@ -211,6 +213,8 @@ void Gateway::handle(Message& m) {
                 on_reading(std::move(msg));
             } else if constexpr (std::is_same_v<T, BadReading>) {
                 on_bad_reading(msg);
+            } else if constexpr (std::is_same_v<T, MqttIncoming>) {
+                on_incoming(msg);
             } else if constexpr (std::is_same_v<T, MqttConnected>) {
                 link_->on_connected();
             } else if constexpr (std::is_same_v<T, MqttConnectFailed>) {
@@ -284,6 +288,17 @@ void Gateway::on_reading(Reading r) {
         }
     } else {
         link_->publish({s->state_topic, std::move(payload), qos, true});
+    }
+}
+
+void Gateway::on_incoming(const MqttIncoming& m) {
+    for (DriverSlot& d : drivers_) {
+        for (const std::string& filter : d.driver->subscriptions()) {
+            if (topic_matches(filter, m.topic)) {
+                d.driver->on_message(m.topic, m.payload, clock_, loop_sink_);
+                break;
+            }
+        }
     }
 }
 

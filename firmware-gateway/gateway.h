@@ -71,6 +71,7 @@ class Gateway final : public drivers::Sink {
     void handle(Message& m);
     void on_reading(Reading r);
     void on_bad_reading(const BadReading& b);
+    void on_incoming(const MqttIncoming& m);
     void deadletter(const std::string& source, const std::string& reason,
                     const std::string& detail);
     void poll_due(MonoTime now);
