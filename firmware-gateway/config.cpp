@@ -286,7 +286,7 @@ std::optional<OptValue> default_option(const OptionSpec& spec, std::string_view 
     }
     if (!v) {
         // A broken table is a bug in the driver, not in the user's file.
-        throw std::logic_error("driver '" + std::string(owner) + "': default of option '" +
+        throw std::logic_error(std::string(owner) + ": default of option '" +
                                std::string(spec.name) + "' is invalid: " + why);
     }
     return v;

@@ -529,9 +529,9 @@ TEST_CASE("sensor names are checked", "[config]") {
     }
 }
 
-TEST_CASE("a driver with a fixed type rejects another type", "[config]") {
-    // No driver in the registry fixes its type yet; the simulated driver
-    // makes numbers or booleans and refuses strings through its factory.
+TEST_CASE("a type the driver cannot make is refused at the sensor", "[config]") {
+    // The simulated driver makes numbers or booleans and refuses strings
+    // through its factory, which does not know where `type` was written.
     CHECK(error_of(kSine + "    type: string\n") ==
           "t.yaml:2:5: error: sensor 'greenhouse.temp': the simulated driver makes numbers or "
           "booleans, not strings");
