@@ -3,8 +3,6 @@
 // `tidegate check` shows all of them at once instead of one per run.
 #include "config.h"
 
-#include "core/units.h"
-
 #include <fcntl.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -20,6 +18,8 @@
 #include <stdexcept>
 #include <system_error>
 #include <utility>
+
+#include "core/units.h"
 
 namespace tg {
 namespace {
@@ -286,7 +286,7 @@ std::optional<OptValue> default_option(const OptionSpec& spec, std::string_view 
     }
     if (!v) {
         // A broken table is a bug in the driver, not in the user's file.
-        throw std::logic_error("driver '" + std::string(owner) + "': default of option '" +
+        throw std::logic_error(std::string(owner) + ": default of option '" +
                                std::string(spec.name) + "' is invalid: " + why);
     }
     return v;
@@ -782,8 +782,10 @@ drivers::Options Loader::options(const Entry* e, std::span<const OptionSpec> tab
     for (const OptionSpec& s : table)
         names.emplace_back(s.name);
 
+    std::vector<std::string> given;  // written by the user, valid or not
     if (e && e->value.IsMap()) {
         for (const Entry& o : entries(e->value, names, "option", " for " + owner)) {
+            given.push_back(o.key);
             const auto spec = std::find_if(table.begin(), table.end(),
                                            [&](const OptionSpec& s) { return s.name == o.key; });
             std::string why;
@@ -804,7 +806,7 @@ drivers::Options Loader::options(const Entry* e, std::span<const OptionSpec> tab
 
     for (const OptionSpec& s : table) {
         const std::string name(s.name);
-        if (out.has(name) || positions.count(name)) continue;
+        if (std::find(given.begin(), given.end(), name) != given.end()) continue;
         if (s.required) {
             error(e ? key_pos(*e) : owner_pos, "missing required option '" + name + "' for " +
                                                    owner + " (" + std::string(s.help) + ")");
