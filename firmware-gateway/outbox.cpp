@@ -198,6 +198,10 @@ void Outbox::open() {
         throw sys_error("cannot lock", state_path, err);
     }
     const std::optional<State> prev = read_state();
+    // Both slots allocated now, so that updating them never needs disk space.
+    if (const int err = ::posix_fallocate(state_fd_, 0, 2 * kSlotStride); err != 0 &&
+                                                                         err != EOPNOTSUPP)
+        throw sys_error("cannot allocate", state_path, err);
 
     // Recover every segment, oldest first; each must continue the seq order.
     std::vector<std::vector<RecordSpan>> spans;
