@@ -492,7 +492,12 @@ std::uint64_t Outbox::segment_limit() const {
 bool Outbox::create_segment(std::uint64_t base) {
     // The full segment's data must be durable before it stops being the
     // one the group commit syncs.
-    if (Segment* a = active(); a && log_dirty_ && sync_fd(a->fd)) log_dirty_ = false;
+    if (Segment* a = active(); a && log_dirty_) {
+        if (sync_fd(a->fd))
+            log_dirty_ = false;
+        else
+            io_failure("cannot fsync " + a->path, errno);
+    }
 
     const std::string path = dir_ + "/" + segment_name(base);
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);

@@ -433,6 +433,36 @@ TEST_CASE("a torn tail is cut, counted and moved aside", "[outbox]") {
     CHECK(drain(o) == range(6, 6));
 }
 
+TEST_CASE("open recovers the intact prefix at every truncation point", "[outbox]") {
+    TempDir d;
+    {
+        Outbox o(options(d.path));
+        o.open();
+        append_n(o, 3);
+        o.close();
+    }
+    const std::string seg = files_in(d.path + "/outbox", ".seg").at(0);
+    const std::string full = slurp(seg);
+    const auto spans = scan_file(seg).records;
+    REQUIRE(spans.size() == 3);
+    const std::string state = slurp(d.path + "/outbox/state");
+    for (std::size_t cut = 0; cut <= full.size(); ++cut) {
+        spit(seg, full.substr(0, cut));
+        spit(d.path + "/outbox/state", state);
+        std::uint64_t intact = 0;
+        while (intact < 3 && spans[intact].offset + spans[intact].size <= cut)
+            ++intact;
+        const bool torn = intact < 3 && cut > (intact ? spans[intact].offset : 0);
+        Outbox o(options(d.path));
+        o.open();
+        INFO("cut at " << cut);
+        REQUIRE(o.stats().depth == intact);
+        REQUIRE(o.stats().corrupt_records == (torn ? 1u : 0u));
+        REQUIRE(o.next_seq() == 4);
+        REQUIRE(drain(o, false) == range(1, intact));
+    }
+}
+
 TEST_CASE("damage mid-segment loses only that record", "[outbox]") {
     TempDir d;
     OutboxOptions opt = options(d.path);
@@ -733,6 +763,7 @@ struct TinyDisk {
     std::string folder;
     std::uint64_t capacity;
     int fsync_errno = 0;  // nonzero: fdatasync fails with it
+    int write_errno = 0;  // nonzero: pwrite fails with it
     int fsyncs = 0;
 
     std::uint64_t used() const {
@@ -746,6 +777,10 @@ struct TinyDisk {
     OutboxIo io() {
         OutboxIo io;
         io.pwrite = [this](int fd, const void* buf, std::size_t n, off_t off) -> ssize_t {
+            if (write_errno != 0) {
+                errno = write_errno;
+                return -1;
+            }
             struct stat st {};
             ::fstat(fd, &st);
             const auto end = static_cast<std::uint64_t>(off) + n;
@@ -863,6 +898,60 @@ TEST_CASE("when nothing can be freed the new event is reported dropped", "[outbo
     disk.capacity = 1 << 20;
     CHECK(o.append(event(6)).stored);
     CHECK(drain(o) == range(6, 6));
+}
+
+TEST_CASE("a write error drops the event, reported, and seq is never reused", "[outbox]") {
+    TempDir d;
+    TinyDisk disk{d.path, 1 << 20};
+    OutboxOptions opt = options(d.path);
+    opt.io = disk.io();
+    opt.reserve_block = 2;
+    {
+        Outbox o(opt);
+        o.open();
+        append_n(o, 2);  // reserved by open()
+        disk.write_errno = EIO;
+        AppendResult res = o.append(event(3));  // its reservation cannot be written
+        CHECK_FALSE(res.stored);
+        REQUIRE(res.drops.size() == 1);
+        CHECK(res.drops[0].reason == DropReason::IoError);
+        CHECK(res.drops[0].first_seq == 3);
+        disk.write_errno = 0;
+        CHECK(o.append(event(4)).stored);
+        disk.write_errno = EIO;  // now the record itself cannot be written
+        res = o.append(event(5));
+        CHECK_FALSE(res.stored);
+        CHECK(res.drops.at(0).reason == DropReason::IoError);
+        disk.write_errno = 0;
+        CHECK(o.stats().dropped == 2);
+        CHECK(drain(o, false) == std::vector<std::uint64_t>{1, 2, 4});
+    }
+    opt.boot_id = "boot-b";
+    Outbox o(opt);
+    o.open();
+    CHECK(o.resumed() == Outbox::Resume::Reboot);
+    CHECK(o.next_seq() > 5);
+}
+
+TEST_CASE("enforce applies a lowered max_bytes to what is already stored", "[outbox]") {
+    TempDir d;
+    {
+        Outbox o(options(d.path));
+        o.open();
+        append_n(o, 100);
+        o.close();
+    }
+    OutboxOptions opt = options(d.path);
+    opt.max_bytes = 4096;
+    Outbox o(opt);
+    o.open();
+    CHECK(o.stats().depth == 100);
+    const auto drops = o.enforce();
+    REQUIRE_FALSE(drops.empty());
+    CHECK(drops.front().first_seq == 1);
+    CHECK(o.stats().bytes <= 4096);
+    CHECK(o.stats().depth + total(drops) == 100);
+    CHECK(drain(o) == range(drops.back().last_seq + 1, 100));
 }
 
 TEST_CASE("a failing fsync is retried at the next deadline, never fatal", "[outbox]") {
@@ -1012,6 +1101,8 @@ TEST_CASE("on a real full tmpfs, the outbox drops and never fails", "[.tmpfs]") 
     for (int i = 0; i < 3000; ++i) {
         const AppendResult res = o.append(event(o.next_seq()));
         dropped += total(res.drops);
+        for (const DropReport& dr : res.drops)
+            CHECK(dr.reason == DropReason::DiskFull);
         if (res.stored) ++stored;
     }
     CHECK(dropped > 0);
