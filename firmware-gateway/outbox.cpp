@@ -104,7 +104,8 @@ bool read_whole(int fd, std::string& out) {
     out.resize(static_cast<std::size_t>(st.st_size));
     std::size_t done = 0;
     while (done < out.size()) {
-        const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(done));
+        const ssize_t n =
+            ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(done));
         if (n < 0) {
             if (errno == EINTR) continue;
             return false;
@@ -199,8 +200,8 @@ void Outbox::open() {
     }
     const std::optional<State> prev = read_state();
     // Both slots allocated now, so that updating them never needs disk space.
-    if (const int err = ::posix_fallocate(state_fd_, 0, 2 * kSlotStride); err != 0 &&
-                                                                         err != EOPNOTSUPP)
+    if (const int err = ::posix_fallocate(state_fd_, 0, 2 * kSlotStride);
+        err != 0 && err != EOPNOTSUPP)
         throw sys_error("cannot allocate", state_path, err);
 
     // Recover every segment, oldest first; each must continue the seq order.
@@ -428,8 +429,8 @@ void Outbox::save_damaged(const Segment& s, const std::string& data, const Damag
         char prefix[32];
         std::snprintf(prefix, sizeof prefix, "%012lld-",
                       static_cast<long long>(std::time(nullptr)));
-        const std::string path = folder + "/" + prefix + name.substr(0, 20) + "-" +
-                                 std::to_string(d.offset) + ".bad";
+        const std::string path =
+            folder + "/" + prefix + name.substr(0, 20) + "-" + std::to_string(d.offset) + ".bad";
         write_file_atomic(path, data.substr(d.offset, std::min(d.size, kMaxCorruptCopy)));
         std::vector<std::string> kept;
         for (const auto& e : fs::directory_iterator(folder)) {
@@ -558,9 +559,8 @@ void Outbox::gc() {
     if (segs_.empty()) return;
     // A cursor at the end of a full segment belongs at the start of the next.
     for (;;) {
-        auto it = std::lower_bound(
-            segs_.begin(), segs_.end(), cursor_pos_.seg,
-            [](const Segment& s, std::uint64_t b) { return s.base < b; });
+        auto it = std::lower_bound(segs_.begin(), segs_.end(), cursor_pos_.seg,
+                                   [](const Segment& s, std::uint64_t b) { return s.base < b; });
         if (it == segs_.end() || it->base != cursor_pos_.seg) {
             // Its segment is gone (dropped): the first one left is next.
             if (it == segs_.end()) {
@@ -591,8 +591,8 @@ void Outbox::gc() {
 AppendResult Outbox::append(const Record& r) {
     if (!open_) throw std::logic_error("outbox: append() before open()");
     if (r.seq != next_seq_) {
-        throw std::logic_error("outbox: append of seq " + std::to_string(r.seq) +
-                               ", expected " + std::to_string(next_seq_));
+        throw std::logic_error("outbox: append of seq " + std::to_string(r.seq) + ", expected " +
+                               std::to_string(next_seq_));
     }
     AppendResult res;
     res.seq = r.seq;
@@ -738,8 +738,8 @@ bool Outbox::free_disk_space(std::vector<DropReport>& drops) {
     return drop_oldest_undelivered(DropReason::DiskFull, drops);
 }
 
-void Outbox::note_drop(std::uint64_t first, std::uint64_t last, std::uint64_t count,
-                       DropReason why, std::vector<DropReport>& drops) {
+void Outbox::note_drop(std::uint64_t first, std::uint64_t last, std::uint64_t count, DropReason why,
+                       std::vector<DropReport>& drops) {
     if (!drops.empty() && drops.back().reason == why && drops.back().last_seq < first) {
         drops.back().last_seq = last;
         drops.back().count += count;
@@ -958,9 +958,9 @@ bool Outbox::next_unsent(Record& out) {
         Segment* s = find_segment(read_pos_.seg);
         if (!s) return false;
         if (read_pos_.offset >= s->bytes) {
-            auto it = std::upper_bound(
-                segs_.begin(), segs_.end(), read_pos_.seg,
-                [](std::uint64_t b, const Segment& seg) { return b < seg.base; });
+            auto it =
+                std::upper_bound(segs_.begin(), segs_.end(), read_pos_.seg,
+                                 [](std::uint64_t b, const Segment& seg) { return b < seg.base; });
             if (it == segs_.end()) return false;
             read_pos_ = {it->base, 0};
             continue;

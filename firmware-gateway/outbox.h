@@ -84,17 +84,17 @@ struct OutboxIo {
 };
 
 struct OutboxOptions {
-    std::string data_dir;                     // holds outbox/ and journal/
-    std::uint64_t max_bytes = 64ull << 20;    // bound on undelivered bytes
-    std::chrono::milliseconds sync{1000};     // group-commit interval
-    bool sync_always = false;                 // fdatasync before append returns
-    std::uint64_t retain_bytes = 0;           // journal of delivered segments (0 = off)
-    std::uint64_t segment_bytes = 4ull << 20; // roll size (at most max_bytes / 4)
+    std::string data_dir;                           // holds outbox/ and journal/
+    std::uint64_t max_bytes = 64ull << 20;          // bound on undelivered bytes
+    std::chrono::milliseconds sync{1000};           // group-commit interval
+    bool sync_always = false;                       // fdatasync before append returns
+    std::uint64_t retain_bytes = 0;                 // journal of delivered segments (0 = off)
+    std::uint64_t segment_bytes = 4ull << 20;       // roll size (at most max_bytes / 4)
     std::chrono::milliseconds cursor_sync{10'000};  // fsync of the cursor (power cuts)
-    std::uint64_t reserve_block = 4096;       // seqs reserved per state fsync
-    std::uint64_t min_next_seq = 1;           // floor, e.g. from an older seq counter
-    std::optional<std::string> boot_id;       // nullopt: the kernel's; "" = unknown
-    OutboxIo io;                              // empty members: the real system calls
+    std::uint64_t reserve_block = 4096;             // seqs reserved per state fsync
+    std::uint64_t min_next_seq = 1;                 // floor, e.g. from an older seq counter
+    std::optional<std::string> boot_id;             // nullopt: the kernel's; "" = unknown
+    OutboxIo io;                                    // empty members: the real system calls
 };
 
 // The outbox, journal and sync settings of a loaded config (SPEC §2).
@@ -142,8 +142,8 @@ class Outbox {
         std::uint64_t corrupt_records = 0;  // damaged stretches cut out or skipped
         std::uint64_t appended = 0;
         std::uint64_t acked = 0;
-        std::uint64_t in_flight = 0;        // handed out by next_unsent, not yet acked
-        std::uint64_t segments = 0;         // in outbox/
+        std::uint64_t in_flight = 0;  // handed out by next_unsent, not yet acked
+        std::uint64_t segments = 0;   // in outbox/
         std::uint64_t journal_bytes = 0;
         std::uint64_t fsyncs = 0;
     };
@@ -288,7 +288,7 @@ class Outbox {
     bool open_ = false;
     Resume resume_ = Resume::Fresh;
 
-    std::deque<Segment> segs_;        // oldest first; back() is the active one
+    std::deque<Segment> segs_;         // oldest first; back() is the active one
     std::deque<JournalFile> journal_;  // oldest first
     std::uint64_t journal_bytes_ = 0;
     std::uint64_t next_seq_ = 1;
@@ -311,8 +311,8 @@ class Outbox {
     // group commit
     bool log_dirty_ = false;
     bool dir_dirty_ = false;
-    bool cursor_unsynced_ = false;        // written to the state file, not fsynced
-    std::uint64_t cursor_written_ = 0;    // cursor value last written to the state file
+    bool cursor_unsynced_ = false;      // written to the state file, not fsynced
+    std::uint64_t cursor_written_ = 0;  // cursor value last written to the state file
     MonoTime last_log_sync_ = MonoTime::min();
     MonoTime last_cursor_write_ = MonoTime::min();
     MonoTime last_state_sync_ = MonoTime::min();

@@ -50,10 +50,9 @@ std::uint32_t crc32c(const void* data, std::size_t size, std::uint32_t crc) {
     // Bytes are combined explicitly in little-endian order, so the result does
     // not depend on the host's byte order or on the alignment of `data`.
     while (size >= 8) {
-        const std::uint32_t lo = c ^ (static_cast<std::uint32_t>(p[0]) |
-                                      static_cast<std::uint32_t>(p[1]) << 8 |
-                                      static_cast<std::uint32_t>(p[2]) << 16 |
-                                      static_cast<std::uint32_t>(p[3]) << 24);
+        const std::uint32_t lo =
+            c ^ (static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
+                 static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24);
         c = kTables[7][lo & 0xFFu] ^ kTables[6][(lo >> 8) & 0xFFu] ^
             kTables[5][(lo >> 16) & 0xFFu] ^ kTables[4][lo >> 24] ^ kTables[3][p[4]] ^
             kTables[2][p[5]] ^ kTables[1][p[6]] ^ kTables[0][p[7]];

@@ -63,9 +63,10 @@ Record event(std::uint64_t seq) {
     r.qos = 1;
     r.destinations = {{"tidegate/greenhouse-pi/events/greenhouse/temp", false},
                       {"tidegate/greenhouse-pi/state/greenhouse/temp", true}};
-    r.payload = R"({"v":1,"id":"greenhouse-pi:)" + std::to_string(seq) +
-                R"(","type":"reading","gateway":"greenhouse-pi","seq":)" + std::to_string(seq) +
-                R"(,"source":"greenhouse.temp","ts":"2026-11-26T17:15:53.123Z","value":23.4,"unit":"°C"})";
+    r.payload =
+        R"({"v":1,"id":"greenhouse-pi:)" + std::to_string(seq) +
+        R"(","type":"reading","gateway":"greenhouse-pi","seq":)" + std::to_string(seq) +
+        R"(,"source":"greenhouse.temp","ts":"2026-11-26T17:15:53.123Z","value":23.4,"unit":"°C"})";
     return r;
 }
 

@@ -54,8 +54,8 @@ Record event(std::uint64_t seq, int qos = 1) {
     r.qos = qos;
     r.destinations = {{"tidegate/gw/events/greenhouse/temp", false},
                       {"tidegate/gw/state/greenhouse/temp", true}};
-    r.payload = R"({"v":1,"id":"gw:)" + std::to_string(seq) + R"(","seq":)" +
-                std::to_string(seq) + "}";
+    r.payload =
+        R"({"v":1,"id":"gw:)" + std::to_string(seq) + R"(","seq":)" + std::to_string(seq) + "}";
     return r;
 }
 
@@ -113,8 +113,7 @@ void spit(const std::string& path, const std::string& data) {
 
 outbox::ScanResult scan_file(const std::string& path) {
     const std::string data = slurp(path);
-    return outbox::scan_records(reinterpret_cast<const unsigned char*>(data.data()),
-                                data.size());
+    return outbox::scan_records(reinterpret_cast<const unsigned char*>(data.data()), data.size());
 }
 
 std::uint64_t total(const std::vector<DropReport>& drops) {
@@ -569,7 +568,7 @@ TEST_CASE("empty and zero-length segments do not disturb the log", "[outbox]") {
     Outbox o(options(d.path));
     o.open();
     CHECK(o.resumed() == Outbox::Resume::Crash);
-    CHECK(o.next_seq() == 70);  // an empty newest segment is named for its first seq
+    CHECK(o.next_seq() == 70);         // an empty newest segment is named for its first seq
     CHECK_FALSE(fs::exists(segs[1]));  // the empty middle one is gone
     const auto seqs = drain(o);
     CHECK(seqs.size() == 30 - mid.size());
@@ -731,9 +730,8 @@ TEST_CASE("read_log skips damage and reports it", "[outbox]") {
         out << "\xFFTGR partial";
     }
     std::vector<std::uint64_t> seqs;
-    const LogReadStats st = read_log(d.path + "/outbox", [&](const Record& r) {
-        seqs.push_back(r.seq);
-    });
+    const LogReadStats st =
+        read_log(d.path + "/outbox", [&](const Record& r) { seqs.push_back(r.seq); });
     CHECK(seqs == range(1, 4));
     CHECK(st.corrupt_records == 1);
     CHECK(st.records == 4);

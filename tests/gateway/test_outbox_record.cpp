@@ -18,8 +18,8 @@ Record event(std::uint64_t seq, std::string payload = "") {
     r.qos = 1;
     r.destinations = {{"tidegate/gw/events/greenhouse/temp", false},
                       {"tidegate/gw/state/greenhouse/temp", true}};
-    r.payload = payload.empty() ? R"({"v":1,"id":"gw:)" + std::to_string(seq) +
-                                      R"(","seq":)" + std::to_string(seq) + R"(,"value":23.4})"
+    r.payload = payload.empty() ? R"({"v":1,"id":"gw:)" + std::to_string(seq) + R"(","seq":)" +
+                                      std::to_string(seq) + R"(,"value":23.4})"
                                 : payload;
     return r;
 }
@@ -48,7 +48,10 @@ TEST_CASE("a record survives encode and decode unchanged", "[outbox]") {
     Record r = event(1042);
     r.qos = 0;
     r.destinations.push_back({"a/b", true});
-    r.payload = std::string("{\"unit\":\"\xC2\xB0" "C\",\"nul\":\"") + '\0' + "\"}";
+    r.payload = std::string(
+                    "{\"unit\":\"\xC2\xB0"
+                    "C\",\"nul\":\"") +
+                '\0' + "\"}";
     const std::string bytes = encode_record(r);
     CHECK(bytes.size() == encoded_size(r));
     CHECK(framed_size(u(bytes)) == bytes.size());
@@ -147,8 +150,8 @@ TEST_CASE("garbage before, between and after records is skipped", "[outbox]") {
 }
 
 TEST_CASE("a valid record out of seq order counts as damage", "[outbox]") {
-    const std::string buf = encode_record(event(5)) + encode_record(event(3)) +
-                            encode_record(event(6));
+    const std::string buf =
+        encode_record(event(5)) + encode_record(event(3)) + encode_record(event(6));
     const ScanResult r = scan_records(u(buf), buf.size());
     CHECK(seqs(r) == std::vector<std::uint64_t>{5, 6});
     CHECK(r.damaged_records() == 1);
