@@ -11,12 +11,13 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <utility>
 
 #include "config.h"
 #include "core/crc32c.h"
-#include "seq_store.h"
+#include "fs_util.h"
 
 namespace tg {
 namespace fs = std::filesystem;
@@ -133,8 +134,13 @@ std::uint64_t get_le(const unsigned char* at, int width) {
     return v;
 }
 
+// Identifies this kernel boot: tells a process crash (page cache intact) from
+// a reboot (the log's unsynced tail may be gone).
 std::string read_boot_id_file() {
-    return SeqStore::read_boot_id();
+    std::ifstream in("/proc/sys/kernel/random/boot_id");
+    std::string id;
+    std::getline(in, id);
+    return id;
 }
 
 }  // namespace
