@@ -4,13 +4,15 @@
 #include <array>
 
 #include "driver.h"
+#include "file/file.h"
 #include "simulated/simulated.h"
 
 namespace tg::drivers {
 namespace {
 
-const std::array<const DriverInfo*, 1> kDrivers{{
+const std::array<const DriverInfo*, 2> kDrivers{{
     &kSimulatedDriver,
+    &kFileDriver,
 }};
 
 // Output option tables; rules (the only users of outputs) switch them.
