@@ -6,13 +6,15 @@
 #include "driver.h"
 #include "file/file.h"
 #include "simulated/simulated.h"
+#include "w1/w1.h"
 
 namespace tg::drivers {
 namespace {
 
-const std::array<const DriverInfo*, 2> kDrivers{{
+const std::array<const DriverInfo*, 3> kDrivers{{
     &kSimulatedDriver,
     &kFileDriver,
+    &kW1Driver,
 }};
 
 // Output drivers, each from its folder.

@@ -102,7 +102,7 @@ void FileDriver::poll(const Clock& clock, Sink& sink) {
                                            pattern_ + " (" + matches[0] + ", " + matches[1] +
                                            (matches.size() > 2 ? ", …" : "") +
                                            "): make the path match one";
-            sink.bad_reading(sensor_, matches.empty() ? "no_device" : "bad_reading",
+            sink.bad_reading(sensor_, matches.empty() ? "no_device" : "ambiguous",
                              std::move(detail));
             return;
         }

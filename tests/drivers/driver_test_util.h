@@ -4,6 +4,8 @@
 // (tests/drivers/<name>/cases/<case>/ = a fake tree + case.yaml).
 #pragma once
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -174,6 +176,48 @@ class TempDir {
     std::filesystem::path path_;
 };
 
+}  // namespace tg::test
+
+namespace tg::test {
+
+// Captures what is written to standard error (the log) while alive.
+class StderrCapture {
+  public:
+    StderrCapture() : file_("stderr") {
+        std::fflush(stderr);
+        saved_ = ::dup(2);
+        const int fd = ::open((file_.path() / "log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ::dup2(fd, 2);
+        ::close(fd);
+    }
+    ~StderrCapture() { restore(); }
+    // Stops capturing and returns what was written.
+    std::string finish() {
+        restore();
+        return read_text(file_.path() / "log");
+    }
+
+  private:
+    void restore() {
+        if (saved_ < 0) return;
+        std::fflush(stderr);
+        ::dup2(saved_, 2);
+        ::close(saved_);
+        saved_ = -1;
+    }
+    TempDir file_;
+    int saved_ = -1;
+};
+
+inline int count_lines_with(const std::string& text, const std::string& needle) {
+    int n = 0;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        if (line.find(needle) != std::string::npos) ++n;
+    }
+    return n;
+}
+
 // Runs every case of tests/drivers/<driver>/cases: each folder holds a fake
 // tree (root) and case.yaml:
 //   options: { ... }          # the sensor's options (root is set to the folder)
@@ -204,7 +248,9 @@ inline int run_polled_cases(const std::string& driver) {
         REQUIRE(d->polled());
         RecordingSink sink;
         VirtualClock clock;
+        StderrCapture quiet;  // the driver's own warnings are expected here
         d->poll(clock, sink);
+        quiet.finish();
         const auto readings = sink.readings();
         const auto bad = sink.bad();
         if (y["bad"]) {
