@@ -5,16 +5,18 @@
 
 #include "driver.h"
 #include "file/file.h"
+#include "iio/iio.h"
 #include "simulated/simulated.h"
 #include "w1/w1.h"
 
 namespace tg::drivers {
 namespace {
 
-const std::array<const DriverInfo*, 3> kDrivers{{
+const std::array<const DriverInfo*, 4> kDrivers{{
     &kSimulatedDriver,
     &kFileDriver,
     &kW1Driver,
+    &kIioDriver,
 }};
 
 // Output drivers, each from its folder.
