@@ -5,6 +5,7 @@
 
 #include "driver.h"
 #include "file/file.h"
+#include "gpio/gpio.h"
 #include "iio/iio.h"
 #include "simulated/simulated.h"
 #include "w1/w1.h"
@@ -12,15 +13,17 @@
 namespace tg::drivers {
 namespace {
 
-const std::array<const DriverInfo*, 4> kDrivers{{
+const std::array<const DriverInfo*, 5> kDrivers{{
     &kSimulatedDriver,
     &kFileDriver,
     &kW1Driver,
     &kIioDriver,
+    &kGpioDriver,
 }};
 
 // Output drivers, each from its folder.
-const std::array<const OutputInfo*, 1> kOutputs{{
+const std::array<const OutputInfo*, 2> kOutputs{{
+    &kGpioOutput,
     &kFileOutput,
 }};
 
