@@ -7,18 +7,20 @@
 #include "file/file.h"
 #include "gpio/gpio.h"
 #include "iio/iio.h"
+#include "serial/serial.h"
 #include "simulated/simulated.h"
 #include "w1/w1.h"
 
 namespace tg::drivers {
 namespace {
 
-const std::array<const DriverInfo*, 5> kDrivers{{
+const std::array<const DriverInfo*, 6> kDrivers{{
     &kSimulatedDriver,
     &kFileDriver,
     &kW1Driver,
     &kIioDriver,
     &kGpioDriver,
+    &kSerialDriver,
 }};
 
 // Output drivers, each from its folder.
