@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 
+#include "command/command.h"
 #include "driver.h"
 #include "file/file.h"
 #include "gpio/gpio.h"
@@ -14,13 +15,14 @@
 namespace tg::drivers {
 namespace {
 
-const std::array<const DriverInfo*, 6> kDrivers{{
+const std::array<const DriverInfo*, 7> kDrivers{{
     &kSimulatedDriver,
     &kFileDriver,
     &kW1Driver,
     &kIioDriver,
     &kGpioDriver,
     &kSerialDriver,
+    &kCommandDriver,
 }};
 
 // Output drivers, each from its folder.
