@@ -8,6 +8,7 @@
 #include "file/file.h"
 #include "gpio/gpio.h"
 #include "iio/iio.h"
+#include "mqtt/mqtt_output.h"
 #include "serial/serial.h"
 #include "simulated/simulated.h"
 #include "w1/w1.h"
@@ -26,9 +27,10 @@ const std::array<const DriverInfo*, 7> kDrivers{{
 }};
 
 // Output drivers, each from its folder.
-const std::array<const OutputInfo*, 2> kOutputs{{
+const std::array<const OutputInfo*, 3> kOutputs{{
     &kGpioOutput,
     &kFileOutput,
+    &kMqttOutput,
 }};
 
 }  // namespace
