@@ -64,7 +64,8 @@ std::span<const OutputInfo> output_registry() {
 
 const OutputInfo* find_output(std::string_view name) {
     const std::span<const OutputInfo> all = output_registry();
-    auto it = std::find_if(all.begin(), all.end(), [&](const OutputInfo& o) { return o.name == name; });
+    auto it =
+        std::find_if(all.begin(), all.end(), [&](const OutputInfo& o) { return o.name == name; });
     return it == all.end() ? nullptr : &*it;
 }
 

@@ -92,8 +92,8 @@ Parsed from_json(const json& j, ValueType type, const std::string& where) {
             if (j.is_number()) return Parsed::ok(format_number(j.get<double>()));
             return Parsed::ok(j.dump());
     }
-    return Parsed::fail("parse", where + " is " + json_kind(j) + ", not a " +
-                                     std::string(type_name(type)));
+    return Parsed::fail("parse",
+                        where + " is " + json_kind(j) + ", not a " + std::string(type_name(type)));
 }
 
 }  // namespace
@@ -129,7 +129,8 @@ Parsed parse_number(std::string_view text) {
         return Parsed::fail("parse", "'" + excerpt(s) + "' is not a number");
     }
     if (ec == std::errc::result_out_of_range) {
-        d = out_of_range_value(std::string_view(body.data(), static_cast<std::size_t>(ptr - body.data())));
+        d = out_of_range_value(
+            std::string_view(body.data(), static_cast<std::size_t>(ptr - body.data())));
     }
     if (!is_unit(trim_view(std::string_view(ptr, static_cast<std::size_t>(end - ptr))))) {
         return Parsed::fail("parse", "'" + excerpt(s) + "' is not a number");
@@ -150,8 +151,9 @@ Parsed parse_plain(std::string_view text, ValueType type) {
             Parsed n = parse_number(s);
             if (n) return Parsed::ok(std::get<double>(*n.value) != 0);
             if (n.reason == "bad_reading") return n;
-            return Parsed::fail("parse", "'" + excerpt(s) +
-                                             "' is not a boolean (on, off, true, false or a number)");
+            return Parsed::fail(
+                "parse",
+                "'" + excerpt(s) + "' is not a boolean (on, off, true, false or a number)");
         }
         case ValueType::String:
             return Parsed::ok(std::string(s));
@@ -223,7 +225,8 @@ FieldParser::FieldParser(const std::string& format, const std::string& field, Va
         }
         mode_ = Mode::Kv;
     } else {
-        throw OptionError("format", "unknown format '" + format + "' (expected number, json or kv)");
+        throw OptionError("format",
+                          "unknown format '" + format + "' (expected number, json or kv)");
     }
 }
 
@@ -249,7 +252,8 @@ Parsed FieldParser::parse(std::string_view text) const {
             for (const auto& [key, value] : parse_kv(text)) {
                 if (key == field_) return parse_plain(value, type_);
             }
-            return Parsed::fail("parse", "no key '" + field_ + "' in '" + excerpt(trim_view(text)) + "'");
+            return Parsed::fail("parse",
+                                "no key '" + field_ + "' in '" + excerpt(trim_view(text)) + "'");
         }
         case Mode::Payload: {
             const std::string_view s = trim_view(text);

@@ -92,8 +92,9 @@ CommandDriver::CommandDriver(std::span<const SensorSpec> sensors, const Clock& c
     if (sensors.empty()) throw std::logic_error("command driver without sensors");
     argv_ = sensors.front().options.strings("argv");
     if (argv_.empty() || argv_.front().empty()) {
-        throw OptionError("argv", "expected the program and its arguments, e.g. [/usr/bin/vcgencmd, "
-                                  "measure_temp]");
+        throw OptionError("argv",
+                          "expected the program and its arguments, e.g. [/usr/bin/vcgencmd, "
+                          "measure_temp]");
     }
     interval_ = sensors.front().interval;
     for (const SensorSpec& s : sensors) {
@@ -105,8 +106,8 @@ CommandDriver::CommandDriver(std::span<const SensorSpec> sensors, const Clock& c
         // Sharing one run, the sensors get the most patient timeout.
         timeout_ = std::max(timeout_, t);
         interval_ = std::min(interval_, s.interval);
-        targets_.push_back(
-            Target{s.name, FieldParser(s.options.string("format"), s.options.string("field"), s.type)});
+        targets_.push_back(Target{
+            s.name, FieldParser(s.options.string("format"), s.options.string("field"), s.type)});
     }
     if (interval_.count() <= 0) throw std::logic_error("command interval must be positive");
 }
@@ -156,9 +157,11 @@ CommandDriver::Outcome CommandDriver::run_once() {
 
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    // The pipes first: should the gateway run with fd 0 closed, a pipe may
+    // be fd 0, and /dev/null must not replace it before it is copied.
     posix_spawn_file_actions_adddup2(&actions, out_w.fd, 1);
     posix_spawn_file_actions_adddup2(&actions, err_w.fd, 2);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     // Its own process group, so a timeout kills what it started too; and a
@@ -168,8 +171,8 @@ CommandDriver::Outcome CommandDriver::run_once() {
     sigemptyset(&defaults);
     for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM})
         sigaddset(&defaults, sig);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setflags(
+        &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &defaults);
@@ -249,8 +252,8 @@ void CommandDriver::report(const Outcome& o, Sink& sink) {
             return;
         case Outcome::Kind::Timeout:
             bad_for_all(sink, "timeout",
-                        prog + " did not finish within " +
-                            std::to_string(timeout_.count()) + "ms; its process group was killed");
+                        prog + " did not finish within " + std::to_string(timeout_.count()) +
+                            "ms; its process group was killed");
             return;
         case Outcome::Kind::Signaled:
             bad_for_all(sink, "exec_failed",

@@ -19,8 +19,7 @@ namespace {
 
 constexpr std::array<OptionSpec, 4> kOptions{{
     {"path", OptType::String, "",
-     "file to read, e.g. /sys/class/thermal/thermal_zone0/temp; * and ? may match one file",
-     true},
+     "file to read, e.g. /sys/class/thermal/thermal_zone0/temp; * and ? may match one file", true},
     {"scale", OptType::Number, "1", "the file's number is multiplied by this"},
     {"offset", OptType::Number, "0", "then this is added"},
     {"root", OptType::String, "/", "folder that stands for / (for tests)"},
@@ -58,8 +57,8 @@ std::string escape_glob(const std::string& s) {
 
 }  // namespace
 
-const DriverInfo kFileDriver{"file",  "a value read from a file (sysfs, hwmon)", kOptions, false,
-                             ValueType::Number, &create};
+const DriverInfo kFileDriver{
+    "file", "a value read from a file (sysfs, hwmon)", kOptions, false, ValueType::Number, &create};
 const OutputInfo kFileOutput{"file", "writes a string to a file (sysfs LEDs, relays)",
                              kOutputOptions, &create_output};
 
@@ -98,8 +97,8 @@ void FileDriver::poll(const Clock& clock, Sink& sink) {
         if (matches.size() != 1) {
             std::string detail = matches.empty()
                                      ? "no file matches " + pattern_
-                                     : std::to_string(matches.size()) + " files match " +
-                                           pattern_ + " (" + matches[0] + ", " + matches[1] +
+                                     : std::to_string(matches.size()) + " files match " + pattern_ +
+                                           " (" + matches[0] + ", " + matches[1] +
                                            (matches.size() > 2 ? ", …" : "") +
                                            "): make the path match one";
             sink.bad_reading(sensor_, matches.empty() ? "no_device" : "ambiguous",
@@ -165,9 +164,8 @@ void FileOutput::set(bool on) {
     const int write_errno = errno;
     ::close(fd);
     if (n < 0 || static_cast<std::size_t>(n) != text.size()) {
-        throw std::runtime_error("output '" + name_ + "': cannot write '" + text + "' to " +
-                                 path_ + ": " +
-                                 (n < 0 ? std::strerror(write_errno) : "short write"));
+        throw std::runtime_error("output '" + name_ + "': cannot write '" + text + "' to " + path_ +
+                                 ": " + (n < 0 ? std::strerror(write_errno) : "short write"));
     }
 }
 

@@ -146,8 +146,7 @@ void GpioDriver::watch(Line& line, Sink& sink) {
     while (!worker_.stopping()) {
         std::chrono::milliseconds wait = kWaitSlice;
         if (auto d = debouncer.deadline()) {
-            const auto left =
-                std::chrono::ceil<std::chrono::milliseconds>(*d - clock_.monotonic());
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(*d - clock_.monotonic());
             wait = std::clamp(left, std::chrono::milliseconds(0), kWaitSlice);
         }
         const std::optional<Edge> edge = line.wait_edge(wait);

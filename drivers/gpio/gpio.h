@@ -44,8 +44,7 @@ class Debouncer {
 class GpioDriver final : public Driver {
   public:
     // `clock` stamps readings; it must outlive the driver.
-    GpioDriver(const SensorSpec& spec, std::shared_ptr<LineProvider> provider,
-               const Clock& clock);
+    GpioDriver(const SensorSpec& spec, std::shared_ptr<LineProvider> provider, const Clock& clock);
     ~GpioDriver() override;
     bool polled() const override { return false; }
     void start(Sink& sink) override;

@@ -44,8 +44,8 @@ class GpiodLine final : public Line {
         if (!line_) {
             ::gpiod_chip_close(chip_);
             throw std::runtime_error("GPIO chip '" + r.chip + "' has no line " +
-                                     std::to_string(r.line) + " (it has " +
-                                     std::to_string(lines) + ")");
+                                     std::to_string(r.line) + " (it has " + std::to_string(lines) +
+                                     ")");
         }
     }
     ~GpiodLine() override {
@@ -56,7 +56,8 @@ class GpiodLine final : public Line {
     GpiodLine& operator=(const GpiodLine&) = delete;
 
     void request_input(const LineRequest& r, Bias bias) {
-        const int flags = (r.active_low ? GPIOD_LINE_REQUEST_FLAG_ACTIVE_LOW : 0) | bias_flags(bias);
+        const int flags =
+            (r.active_low ? GPIOD_LINE_REQUEST_FLAG_ACTIVE_LOW : 0) | bias_flags(bias);
         if (::gpiod_line_request_both_edges_events_flags(line_, r.consumer.c_str(), flags) < 0) {
             throw request_error();
         }

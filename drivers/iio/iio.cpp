@@ -82,8 +82,12 @@ std::string list_channels(const std::string& dir) {
 
 }  // namespace
 
-const DriverInfo kIioDriver{"iio", "a Linux IIO channel (BME280, BMP280, DHT11/22, ADS1115, …)",
-                            kOptions, true, ValueType::Number, &create};
+const DriverInfo kIioDriver{"iio",
+                            "a Linux IIO channel (BME280, BMP280, DHT11/22, ADS1115, …)",
+                            kOptions,
+                            true,
+                            ValueType::Number,
+                            &create};
 
 IioDriver::IioDriver(const SensorSpec& spec)
     : sensor_(spec.name),
@@ -96,17 +100,19 @@ IioDriver::IioDriver(const SensorSpec& spec)
         throw OptionError("device", "expected the device's name (e.g. bme280) or iio:deviceN");
     }
     if (channel_.rfind("in_", 0) == 0) {
-        throw OptionError("channel", "write the channel without in_ and the suffix, e.g. temp "
-                                     "for in_temp_input");
+        throw OptionError("channel",
+                          "write the channel without in_ and the suffix, e.g. temp "
+                          "for in_temp_input");
     }
-    const bool valid = !channel_.empty() && channel_type(channel_).size() > 0 &&
-                       std::all_of(channel_.begin(), channel_.end(), [](char c) {
-                           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-                                  c == '-';
-                       });
+    const bool valid =
+        !channel_.empty() && channel_type(channel_).size() > 0 &&
+        std::all_of(channel_.begin(), channel_.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+        });
     if (!valid) {
-        throw OptionError("channel", "expected a channel such as temp, humidityrelative, "
-                                     "pressure or voltage0");
+        throw OptionError("channel",
+                          "expected a channel such as temp, humidityrelative, "
+                          "pressure or voltage0");
     }
     // Scale and offset may be per channel (in_voltage0_scale) or shared by
     // the channel type (in_voltage_scale, in_voltage-voltage_scale).

@@ -33,8 +33,9 @@ void check_topic(const std::string& topic) {
         const char c = topic[i];
         if (c == '\0') throw OptionError("topic", "must not contain a NUL character");
         if (!in_template && (c == '+' || c == '#')) {
-            throw OptionError("topic", "'" + topic + "' has a wildcard (+ or #): a publish "
-                                                     "needs one exact topic");
+            throw OptionError("topic", "'" + topic +
+                                           "' has a wildcard (+ or #): a publish "
+                                           "needs one exact topic");
         }
     }
 }

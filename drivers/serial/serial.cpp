@@ -86,8 +86,8 @@ bool configure(int fd, unsigned baud, std::string& why) {
 
 }  // namespace
 
-const DriverInfo kSerialDriver{"serial", "line-oriented serial devices (Arduino, meters)",
-                               kOptions,  false,
+const DriverInfo kSerialDriver{"serial",          "line-oriented serial devices (Arduino, meters)",
+                               kOptions,          false,
                                ValueType::Number, &create,
                                &share_key};
 
@@ -102,13 +102,12 @@ SerialDriver::SerialDriver(std::span<const SensorSpec> sensors, const Clock& clo
             throw std::logic_error("serial sensors of one reader name different devices");
         }
         if (checked_baud(s.options) != baud_) {
-            throw OptionError("baud", "sensors sharing " + device_ +
-                                          " must use the same baud (" + std::to_string(baud_) +
-                                          " and " + std::to_string(s.options.integer("baud")) +
-                                          ")");
+            throw OptionError("baud", "sensors sharing " + device_ + " must use the same baud (" +
+                                          std::to_string(baud_) + " and " +
+                                          std::to_string(s.options.integer("baud")) + ")");
         }
-        targets_.push_back(
-            Target{s.name, FieldParser(s.options.string("format"), s.options.string("field"), s.type)});
+        targets_.push_back(Target{
+            s.name, FieldParser(s.options.string("format"), s.options.string("field"), s.type)});
     }
 }
 
@@ -149,8 +148,8 @@ void SerialDriver::run(Sink& sink) {
         if (worker_.stopping()) return;
         const std::chrono::milliseconds delay = backoff_.next();
         if (auto held = log_limit_.allow("device", clock_.monotonic())) {
-            log_warn("serial", why + "; retrying in " + std::to_string(delay.count() / 1000) +
-                                   "s" + (*held ? " (" + std::to_string(*held) + " more)" : ""));
+            log_warn("serial", why + "; retrying in " + std::to_string(delay.count() / 1000) + "s" +
+                                   (*held ? " (" + std::to_string(*held) + " more)" : ""));
         }
         bad_for_all(sink, "no_device", why);
         worker_.sleep_for(delay);

@@ -24,8 +24,8 @@ std::unique_ptr<Driver> create(std::span<const SensorSpec> sensors) {
 
 }  // namespace
 
-const DriverInfo kW1Driver{"w1",  "DS18B20 1-Wire temperature (CRC checked)", kOptions, true,
-                           ValueType::Number, &create};
+const DriverInfo kW1Driver{
+    "w1", "DS18B20 1-Wire temperature (CRC checked)", kOptions, true, ValueType::Number, &create};
 
 W1Driver::W1Driver(const SensorSpec& spec)
     : sensor_(spec.name),
@@ -82,11 +82,12 @@ Parsed W1Driver::parse_w1_slave(std::string_view text) {
     }
     // A sensor that does not answer reads as zeros, whose CRC is also zero.
     if (first.rfind("00 00 00 00 00 00 00 00 00", 0) == 0) {
-        return Parsed::fail("crc", "all-zero scratchpad: the sensor did not answer "
-                                   "(check the data wire and the pull-up)");
+        return Parsed::fail("crc",
+                            "all-zero scratchpad: the sensor did not answer "
+                            "(check the data wire and the pull-up)");
     }
-    const std::string_view second = nl == std::string_view::npos ? std::string_view()
-                                                                  : text.substr(nl + 1);
+    const std::string_view second =
+        nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
     const std::size_t t = second.find("t=");
     if (t == std::string_view::npos) {
         return Parsed::fail("parse", "no t= in w1_slave: '" + excerpt(trim(second)) + "'");

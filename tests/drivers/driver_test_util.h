@@ -263,7 +263,8 @@ inline int run_polled_cases(const std::string& driver) {
                 CHECK(bad[0].detail.find(y["detail"].as<std::string>()) != std::string::npos);
             }
         } else {
-            INFO((bad.empty() ? std::string() : "bad reading: " + bad[0].reason + ": " + bad[0].detail));
+            INFO((bad.empty() ? std::string()
+                              : "bad reading: " + bad[0].reason + ": " + bad[0].detail));
             REQUIRE(bad.empty());
             REQUIRE(readings.size() == 1);
             CHECK(readings[0].sensor == spec.name);

@@ -94,8 +94,7 @@ std::string required_options(std::string_view driver, std::span<const drivers::O
 
 }  // namespace
 
-TEST_CASE("every drivers/ folder with code is a registered driver with a README",
-          "[drivers]") {
+TEST_CASE("every drivers/ folder with code is a registered driver with a README", "[drivers]") {
     const std::set<std::string> names = registered();
     int folders = 0;
     for (const fs::directory_entry& e : fs::directory_iterator(kDriversDir)) {
@@ -143,9 +142,9 @@ TEST_CASE("every registered driver has its folder and documents its options", "[
 TEST_CASE("every default in the option tables loads", "[drivers]") {
     for (const drivers::DriverInfo& d : drivers::driver_registry()) {
         const std::string type = d.fixed_type ? std::string(type_name(d.type)) : "number";
-        const std::string text = "sensors:\n  - name: probe.value\n    driver: " +
-                                 std::string(d.name) + "\n    type: " + type +
-                                 "\n    options: " + required_options(d.name, d.options) + "\n";
+        const std::string text =
+            "sensors:\n  - name: probe.value\n    driver: " + std::string(d.name) +
+            "\n    type: " + type + "\n    options: " + required_options(d.name, d.options) + "\n";
         INFO(text);
         const Config c = parse_config(text, "probe.yaml");
         REQUIRE(c.sensors.size() == 1);
@@ -153,9 +152,9 @@ TEST_CASE("every default in the option tables loads", "[drivers]") {
             CHECK(c.sensors[0].options.has(std::string(o.name)));
     }
     for (const drivers::OutputInfo& out : drivers::output_registry()) {
-        const std::string text = "sensors: []\noutputs:\n  - name: probe\n    driver: " +
-                                 std::string(out.name) +
-                                 "\n    options: " + required_options(out.name, out.options) + "\n";
+        const std::string text =
+            "sensors: []\noutputs:\n  - name: probe\n    driver: " + std::string(out.name) +
+            "\n    options: " + required_options(out.name, out.options) + "\n";
         INFO(text);
         const Config c = parse_config(text, "probe.yaml");
         REQUIRE(c.outputs.size() == 1);

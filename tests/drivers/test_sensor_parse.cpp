@@ -21,8 +21,8 @@ struct Row {
     const char* field;
     ValueType type;
     const char* text;
-    Value expect;         // when reason is empty
-    const char* reason;   // "" = a value is expected
+    Value expect;        // when reason is empty
+    const char* reason;  // "" = a value is expected
 };
 
 FieldParser build(const Row& r) {
@@ -110,8 +110,10 @@ const std::vector<Row> kRows = {
     {"payload", "", ValueType::String, "hello there", std::string("hello there"), ""},
     {"payload", "", ValueType::String, "\"quoted\"", std::string("quoted"), ""},
     {"payload", "", ValueType::String, "{\"a\": 1}", std::string("{\"a\": 1}"), ""},
-    {"payload", "/temperature", ValueType::Number, "{\"temperature\": 21.5, \"humidity\": 40}", 21.5, ""},
-    {"payload", "/humidity", ValueType::Number, "{\"temperature\": 21.5, \"humidity\": 40}", 40.0, ""},
+    {"payload", "/temperature", ValueType::Number, "{\"temperature\": 21.5, \"humidity\": 40}",
+     21.5, ""},
+    {"payload", "/humidity", ValueType::Number, "{\"temperature\": 21.5, \"humidity\": 40}", 40.0,
+     ""},
     {"payload", "/humidity", ValueType::Number, "{\"temperature\": 21.5}", 0.0, "parse"},
     {"payload", "/humidity", ValueType::Number, "40", 0.0, "parse"},
     {"payload", "/humidity", ValueType::Number, "not json", 0.0, "parse"},
@@ -146,8 +148,7 @@ TEST_CASE("parsers: every row of the table", "[driver:parse]") {
 }
 
 TEST_CASE("parsers: failures say what was wrong", "[driver:parse]") {
-    CHECK(FieldParser("kv", "h", ValueType::Number).parse("t=1").detail ==
-          "no key 'h' in 't=1'");
+    CHECK(FieldParser("kv", "h", ValueType::Number).parse("t=1").detail == "no key 'h' in 't=1'");
     CHECK(FieldParser("json", "h", ValueType::Number).parse("{\"t\":1}").detail ==
           "no field 'h' in the JSON");
     CHECK(FieldParser("json", "t", ValueType::Number).parse("{\"t\":true}").detail ==
@@ -186,8 +187,7 @@ TEST_CASE("parsers: kv pairs in order", "[driver:parse]") {
     using Pairs = std::vector<std::pair<std::string, std::string>>;
     CHECK(tg::drivers::parse_kv("t=21.5 h=40") == Pairs{{"t", "21.5"}, {"h", "40"}});
     CHECK(tg::drivers::parse_kv("t:21.5,h:40") == Pairs{{"t", "21.5"}, {"h", "40"}});
-    CHECK(tg::drivers::parse_kv(" a = 1 ; b: 2 ,c=3") ==
-          Pairs{{"a", "1"}, {"b", "2"}, {"c", "3"}});
+    CHECK(tg::drivers::parse_kv(" a = 1 ; b: 2 ,c=3") == Pairs{{"a", "1"}, {"b", "2"}, {"c", "3"}});
     CHECK(tg::drivers::parse_kv("READY =5 x") == Pairs{{"READY", "5"}});
     CHECK(tg::drivers::parse_kv("=1 t=2") == Pairs{{"t", "2"}});
     CHECK(tg::drivers::parse_kv("").empty());

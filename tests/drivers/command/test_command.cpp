@@ -59,8 +59,8 @@ TEST_CASE("command: stdout of /bin/echo becomes a reading", "[driver:command]") 
 
 TEST_CASE("command: the program is found on PATH; arguments are never shell-expanded",
           "[driver:command]") {
-    auto d = make_command(
-        {command_spec({"echo", "$HOME;", "`id`", "*"}, "", "cmd.text", "string")});
+    auto d =
+        make_command({command_spec({"echo", "$HOME;", "`id`", "*"}, "", "cmd.text", "string")});
     RecordingSink sink;
     d->start(sink);
     REQUIRE(sink.wait_readings(1));
@@ -73,8 +73,9 @@ TEST_CASE("command: sensors with the same argv share one run, each with its fiel
     TempDir dir("command");
     const std::string counter = (dir.path() / "runs").string();
     const std::string s = script(dir, "env.sh",
-                                 "echo run >> " + counter + "\n"
-                                 "echo '{\"temp\": 21.5, \"air\": {\"hum\": 40}}'");
+                                 "echo run >> " + counter +
+                                     "\n"
+                                     "echo '{\"temp\": 21.5, \"air\": {\"hum\": 40}}'");
     const std::vector<std::string> argv{"/bin/sh", s};
     const auto a = command_spec(argv, ", format: json, field: temp", "env.temp");
     const auto b = command_spec(argv, ", format: json, field: /air/hum", "env.humidity");
@@ -97,8 +98,7 @@ TEST_CASE("command: sensors with the same argv share one run, each with its fiel
 TEST_CASE("command: runs every interval, from its own thread", "[driver:command]") {
     TempDir dir("command");
     const std::string counter = (dir.path() / "n").string();
-    const std::string s = script(dir, "count.sh",
-                                 "echo x >> " + counter + "\nwc -l < " + counter);
+    const std::string s = script(dir, "count.sh", "echo x >> " + counter + "\nwc -l < " + counter);
     auto d = make_command({command_spec({"/bin/sh", s}, "", "cmd.value", "number", "200ms")});
     RecordingSink sink;
     const auto t0 = std::chrono::steady_clock::now();
@@ -189,8 +189,7 @@ TEST_CASE("command: a timeout kills the whole process group", "[driver:command]"
     CHECK(gone);
 }
 
-TEST_CASE("command: an exited program is done even if its child holds stdout",
-          "[driver:command]") {
+TEST_CASE("command: an exited program is done even if its child holds stdout", "[driver:command]") {
     auto d = make_command({command_spec({"/bin/sh", "-c", "sleep 3 & echo 7"})});
     RecordingSink sink;
     const auto t0 = std::chrono::steady_clock::now();
@@ -201,8 +200,7 @@ TEST_CASE("command: an exited program is done even if its child holds stdout",
     CHECK(std::get<double>(sink.readings()[0].value) == Approx(7));
 }
 
-TEST_CASE("command: stop ends a running program at once, reporting nothing",
-          "[driver:command]") {
+TEST_CASE("command: stop ends a running program at once, reporting nothing", "[driver:command]") {
     auto d = make_command({command_spec({"/bin/sleep", "30"}, ", timeout: 1m")});
     RecordingSink sink;
     d->start(sink);
@@ -215,7 +213,8 @@ TEST_CASE("command: stop ends a running program at once, reporting nothing",
 }
 
 TEST_CASE("command: run_once captures stdout, stderr and the status", "[driver:command]") {
-    auto d = make_command({command_spec({"/bin/sh", "-c", "printf 'a\\nb'; printf oops >&2; exit 4"})});
+    auto d =
+        make_command({command_spec({"/bin/sh", "-c", "printf 'a\\nb'; printf oops >&2; exit 4"})});
     const auto o = d->run_once();
     CHECK(o.kind == drivers::CommandDriver::Outcome::Kind::Exited);
     CHECK(o.code == 4);
@@ -224,8 +223,9 @@ TEST_CASE("command: run_once captures stdout, stderr and the status", "[driver:c
 }
 
 TEST_CASE("command: options are checked", "[driver:command]") {
-    CHECK(config_errors("command", "{argv: [/usr/bin/vcgencmd, measure_temp], format: kv, "
-                                   "field: temp}")
+    CHECK(config_errors("command",
+                        "{argv: [/usr/bin/vcgencmd, measure_temp], format: kv, "
+                        "field: temp}")
               .empty());
     CHECK_THAT(config_errors("command", "{argv: []}"), Catch::Contains("option 'argv'"));
     CHECK_THAT(config_errors("command", "{argv: [\"\"]}"), Catch::Contains("option 'argv'"));

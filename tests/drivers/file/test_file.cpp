@@ -67,7 +67,8 @@ TEST_CASE("file: options are checked when the config loads", "[driver:file]") {
     CHECK_THAT(config_errors("file", "{path: /x, scale: 2}", "boolean"),
                Catch::Contains("option 'scale'") && Catch::Contains("number sensors only"));
     CHECK_THAT(config_errors("file", "{path: \"/sys/x[0]\"}"), Catch::Contains("wildcards"));
-    CHECK_THAT(config_errors("file", "{path: /x, scal: 2}"), Catch::Contains("did you mean 'scale'"));
+    CHECK_THAT(config_errors("file", "{path: /x, scal: 2}"),
+               Catch::Contains("did you mean 'scale'"));
 }
 
 TEST_CASE("file output: writes the on/off text exactly, no newline", "[driver:file]") {
@@ -94,9 +95,9 @@ TEST_CASE("file output: initial state at start and root", "[driver:file]") {
     std::filesystem::create_directories(dir.path() / "sys/class/leds/led0");
     write_text(dir.path() / "sys/class/leds/led0/brightness", "1");
     NoEnv env;
-    auto out = make_output("{path: /sys/class/leds/led0/brightness, initial: OFF, root: " +
-                               dir.path().string() + "}",
-                           env);
+    auto out = make_output(
+        "{path: /sys/class/leds/led0/brightness, initial: OFF, root: " + dir.path().string() + "}",
+        env);
     out->start();
     CHECK(read_text(dir.path() / "sys/class/leds/led0/brightness") == "0");
     out->set(true);

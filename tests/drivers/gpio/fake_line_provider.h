@@ -27,9 +27,9 @@ class FakeLineProvider final : public drivers::LineProvider {
         bool is_output = false;
         drivers::LineRequest request;
         drivers::Bias bias = drivers::Bias::AsIs;
-        bool level = false;          // logical level
-        std::deque<bool> edges;      // pending edges (level after each)
-        std::vector<bool> written;   // outputs: initial, then every set()
+        bool level = false;         // logical level
+        std::deque<bool> edges;     // pending edges (level after each)
+        std::vector<bool> written;  // outputs: initial, then every set()
         int requests = 0;
     };
 
@@ -72,9 +72,8 @@ class FakeLineProvider final : public drivers::LineProvider {
     bool wait_drained(const std::string& chip, unsigned line,
                       std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
         std::unique_lock lock(mutex_);
-        return cv_.wait_for(lock, timeout, [&] {
-            return lines_[chip + ":" + std::to_string(line)].edges.empty();
-        });
+        return cv_.wait_for(
+            lock, timeout, [&] { return lines_[chip + ":" + std::to_string(line)].edges.empty(); });
     }
     // The chip disappears (USB GPIO expander unplugged): requests fail and
     // lines already held fail on their next use.
@@ -102,7 +101,9 @@ class FakeLineProvider final : public drivers::LineProvider {
     class Handle final : public drivers::Line {
       public:
         Handle(FakeLineProvider& p, std::string key)
-            : p_(p), key_(std::move(key)), chip_(key_.substr(0, key_.find(':'))),
+            : p_(p),
+              key_(std::move(key)),
+              chip_(key_.substr(0, key_.find(':'))),
               generation_(p.generation_[chip_]) {}
         ~Handle() override {
             std::lock_guard lock(p_.mutex_);
@@ -126,8 +127,9 @@ class FakeLineProvider final : public drivers::LineProvider {
             std::unique_lock lock(p_.mutex_);
             State& s = p_.lines_[key_];
             if (s.is_output) throw std::logic_error("wait_edge() on an output line");
-            p_.cv_.wait_for(lock, timeout,
-                            [&] { return !s.edges.empty() || p_.generation_[chip_] != generation_; });
+            p_.cv_.wait_for(lock, timeout, [&] {
+                return !s.edges.empty() || p_.generation_[chip_] != generation_;
+            });
             check();
             if (s.edges.empty()) return std::nullopt;
             const bool level = s.edges.front();

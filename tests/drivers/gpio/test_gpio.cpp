@@ -57,8 +57,7 @@ TEST_CASE("gpio debouncer: bounces within the window collapse to one change", "[
     CHECK(d.settle(false) == std::optional<bool>(false));
 }
 
-TEST_CASE("gpio debouncer: without a window every change is reported at once",
-          "[driver:gpio]") {
+TEST_CASE("gpio debouncer: without a window every change is reported at once", "[driver:gpio]") {
     Debouncer d(0ms);
     d.reset(true);
     CHECK_FALSE(d.edge(MonoTime{}, true));  // no change
@@ -127,8 +126,8 @@ TEST_CASE("gpio: debounce 0 reports every change of level", "[driver:gpio]") {
 TEST_CASE("gpio: chip, line, bias and active_low reach the line request", "[driver:gpio]") {
     auto fake = std::make_shared<FakeLineProvider>(std::set<std::string>{"pinctrl-bcm2711"});
     RealClock clock;
-    auto d = make_input("{chip: pinctrl-bcm2711, line: 27, bias: pull_up, active_low: true}",
-                        fake, clock);
+    auto d = make_input("{chip: pinctrl-bcm2711, line: 27, bias: pull_up, active_low: true}", fake,
+                        clock);
     RecordingSink sink;
     d->start(sink);
     REQUIRE(sink.wait_readings(1));
@@ -215,12 +214,14 @@ TEST_CASE("gpio: options are checked at load", "[driver:gpio]") {
                Catch::Contains("option 'debounce'"));
     CHECK_THAT(config_errors("gpio", "{}", "boolean"),
                Catch::Contains("missing required option 'line'"));
-    CHECK_THAT(config_errors("gpio", "{line: 17}", "number"), Catch::Contains("makes boolean values"));
+    CHECK_THAT(config_errors("gpio", "{line: 17}", "number"),
+               Catch::Contains("makes boolean values"));
 }
 
 TEST_CASE("gpio output: initial level at start, then each switch", "[driver:gpio]") {
     auto fake = std::make_shared<FakeLineProvider>();
-    drivers::GpioOutput out("fan", make_output_options("gpio", "{line: 17, initial: \"on\"}"), fake);
+    drivers::GpioOutput out("fan", make_output_options("gpio", "{line: 17, initial: \"on\"}"),
+                            fake);
     CHECK_THROWS_WITH(out.set(true), Catch::Contains("not started"));
     out.start();
     auto s = fake->state("gpiochip0", 17);
@@ -247,8 +248,8 @@ TEST_CASE("gpio output: active_low, default off, and a missing chip", "[driver:g
     CHECK(fake->state("gpiochip0", 23).level);
     auto missing = drivers::find_output("gpio")->create(
         "pump", make_output_options("gpio", "{chip: gpiochip9, line: 1}"), env);
-    CHECK_THROWS_WITH(missing->start(), Catch::Contains("output 'pump'") &&
-                                            Catch::Contains("gpiochip9"));
+    CHECK_THROWS_WITH(missing->start(),
+                      Catch::Contains("output 'pump'") && Catch::Contains("gpiochip9"));
     drivers::set_default_line_provider(nullptr);
     auto key_of = [&](const drivers::Options& options) -> std::string {
         try {

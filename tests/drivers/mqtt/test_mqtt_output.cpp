@@ -57,9 +57,10 @@ TEST_CASE("mqtt output: publishes the on and off payloads", "[driver:mqtt]") {
 
 TEST_CASE("mqtt output: payloads, qos, retain and initial as configured", "[driver:mqtt]") {
     RecordingEnv env;
-    auto out = make("{topic: zigbee2mqtt/pump/set, on: '{\"state\":\"ON\"}', "
-                    "off: '{\"state\":\"OFF\"}', qos: 0, retain: true, initial: off}",
-                    env);
+    auto out = make(
+        "{topic: zigbee2mqtt/pump/set, on: '{\"state\":\"ON\"}', "
+        "off: '{\"state\":\"OFF\"}', qos: 0, retain: true, initial: off}",
+        env);
     out->start();
     out->set(true);
     CHECK(env.sent ==

@@ -156,8 +156,7 @@ TEST_CASE("serial: garbage and overlong lines are bad readings; reading goes on"
     CHECK(number(sink.readings()[0]) == Approx(24));
 }
 
-TEST_CASE("serial: sensors on one device share a reader, each with its field",
-          "[driver:serial]") {
+TEST_CASE("serial: sensors on one device share a reader, each with its field", "[driver:serial]") {
     TempDir dir("serial");
     Pty pty(dir.path() / "ttyUSB1");
     auto d = make_serial({serial_spec(pty, "room.temp", ", format: kv, field: t"),
@@ -248,8 +247,8 @@ TEST_CASE("serial: a device missing at start is waited for", "[driver:serial]") 
     d->start(sink);
     REQUIRE(sink.wait_bad(1));
     CHECK(sink.bad()[0].reason == "no_device");
-    CHECK_THAT(sink.bad()[0].detail, Catch::Contains("cannot open") &&
-                                         Catch::Contains("No such file or directory"));
+    CHECK_THAT(sink.bad()[0].detail,
+               Catch::Contains("cannot open") && Catch::Contains("No such file or directory"));
     Pty pty(link);
     REQUIRE(pty.wait_driver_ready(10s));
     pty.write("1\n");

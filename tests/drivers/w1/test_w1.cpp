@@ -11,8 +11,7 @@ using namespace tg::test;
 
 namespace {
 
-const char* kGood =
-    "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=23125\n";
+const char* kGood = "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=23125\n";
 
 std::unique_ptr<drivers::Driver> make_w1(const std::string& options, const TempDir& root) {
     drivers::SensorSpec spec = make_spec("w1", options, "number", "tank.temp");
@@ -74,7 +73,8 @@ TEST_CASE("w1: a missing device is a bad reading at every poll, logged once a mi
         CHECK(b.reason == "no_device");
     INFO(text);
     // At 0 s, 60 s and 120 s; the later ones tell how many were held back.
-    CHECK(count_lines_with(text, "WARN w1: tank.temp: 1-Wire sensor 28-00000a1b2c3d not found") == 3);
+    CHECK(count_lines_with(text, "WARN w1: tank.temp: 1-Wire sensor 28-00000a1b2c3d not found") ==
+          3);
     CHECK(count_lines_with(text, "(5 more)") == 2);
 }
 
@@ -82,9 +82,9 @@ TEST_CASE("w1: parsing the w1_slave text", "[driver:w1]") {
     using drivers::W1Driver;
     CHECK(std::get<double>(*W1Driver::parse_w1_slave(kGood).value) == Approx(23.125));
     // No trailing newline, CRLF: still read.
-    CHECK(std::get<double>(*W1Driver::parse_w1_slave(
-                               "50 05 4b 46 7f ff 0c 10 1c : crc=1c YES\r\n50 05 t=85000")
-                               .value) == Approx(85.0));
+    CHECK(std::get<double>(
+              *W1Driver::parse_w1_slave("50 05 4b 46 7f ff 0c 10 1c : crc=1c YES\r\n50 05 t=85000")
+                   .value) == Approx(85.0));
     CHECK(W1Driver::parse_w1_slave("ff ff ff ff ff ff ff ff ff : crc=c9 NO\n").reason == "crc");
     CHECK(W1Driver::parse_w1_slave("72 01 : crc=57 YES").reason == "parse");
     CHECK(W1Driver::parse_w1_slave("\n\n").reason == "parse");
