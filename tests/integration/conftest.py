@@ -342,11 +342,11 @@ class Gateway:
                  cwd: str | None = None):
         self.config = config
         self.stderr_path = config.path.parent / f"tidegate-{uuid.uuid4().hex[:6]}.stderr"
-        self._stderr = open(self.stderr_path, "wb")
         self.started_at = datetime.now(timezone.utc)
-        self.proc = subprocess.Popen(
-            [bin_path, "run", "-c", str(config.path), "--log-level", log_level],
-            stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr, cwd=cwd)
+        with open(self.stderr_path, "wb") as out:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [bin_path, "run", "-c", str(config.path), "--log-level", log_level],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=cwd)
 
     @property
     def pid(self) -> int:
@@ -356,7 +356,6 @@ class Gateway:
         return self.proc.poll() is None
 
     def log(self) -> str:
-        self._stderr.flush()
         return self.stderr_path.read_text(errors="replace")
 
     def wait_for_log(self, pattern: re.Pattern | str, timeout: float = DEFAULT_TIMEOUT) -> re.Match:
@@ -389,7 +388,6 @@ class Gateway:
         if self.running():
             self.proc.kill()
             self.proc.wait(DEFAULT_TIMEOUT)
-        self._stderr.close()
 
 
 @pytest.fixture
