@@ -13,8 +13,12 @@ double Options::number(const std::string& name) const {
     if (const long long* i = std::get_if<long long>(&v)) return static_cast<double>(*i);
     return std::get<double>(v);
 }
-long long Options::integer(const std::string& name) const { return std::get<long long>(get(name)); }
-bool Options::boolean(const std::string& name) const { return std::get<bool>(get(name)); }
+long long Options::integer(const std::string& name) const {
+    return std::get<long long>(get(name));
+}
+bool Options::boolean(const std::string& name) const {
+    return std::get<bool>(get(name));
+}
 const std::string& Options::string(const std::string& name) const {
     return std::get<std::string>(get(name));
 }

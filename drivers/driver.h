@@ -36,7 +36,7 @@ using OptValue = std::variant<double, long long, bool, std::string, std::chrono:
 // Options after validation against a driver's table: every key present,
 // defaults filled in, each of its declared type.
 class Options {
-public:
+  public:
     void set(std::string name, OptValue v) { values_[std::move(name)] = std::move(v); }
     bool has(const std::string& name) const { return values_.count(name) != 0; }
 
@@ -48,7 +48,7 @@ public:
     const std::vector<double>& numbers(const std::string& name) const;
     const std::vector<std::string>& strings(const std::string& name) const;
 
-private:
+  private:
     const OptValue& get(const std::string& name) const;
     std::map<std::string, OptValue> values_;
 };
@@ -56,12 +56,12 @@ private:
 // A problem with one option, found when the driver is created; the config
 // loader turns it into FILE:LINE:COL of that key.
 class OptionError : public std::runtime_error {
-public:
+  public:
     OptionError(std::string key, const std::string& message)
         : std::runtime_error(message), key_(std::move(key)) {}
     const std::string& key() const { return key_; }
 
-private:
+  private:
     std::string key_;
 };
 
@@ -75,7 +75,7 @@ struct SensorSpec {
 
 // Where readings go. Thread-safe: drivers with their own threads call it.
 class Sink {
-public:
+  public:
     virtual ~Sink() = default;
     virtual void reading(Reading r) = 0;
     // A reading that could not be taken or parsed; counted and dead-lettered.
@@ -83,7 +83,7 @@ public:
 };
 
 class Driver {
-public:
+  public:
     virtual ~Driver() = default;
     // Polled drivers are asked for a reading at every interval by the loop.
     virtual bool polled() const { return true; }

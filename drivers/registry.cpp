@@ -44,7 +44,8 @@ const std::array<OutputInfo, 3> kOutputs{{
 std::span<const DriverInfo> driver_registry() {
     static const std::vector<DriverInfo> table = [] {
         std::vector<DriverInfo> v;
-        for (const DriverInfo* d : kDrivers) v.push_back(*d);
+        for (const DriverInfo* d : kDrivers)
+            v.push_back(*d);
         return v;
     }();
     return table;
@@ -57,7 +58,9 @@ const DriverInfo* find_driver(std::string_view name) {
     return nullptr;
 }
 
-std::span<const OutputInfo> output_registry() { return kOutputs; }
+std::span<const OutputInfo> output_registry() {
+    return kOutputs;
+}
 
 const OutputInfo* find_output(std::string_view name) {
     auto it = std::find_if(kOutputs.begin(), kOutputs.end(),

@@ -30,7 +30,7 @@ struct TlsConfig {
 
 struct MqttConfig {
     std::string uri = "tcp://localhost:1883";
-    int version = 4;  // 4 = MQTT 3.1.1, 5 = MQTT 5
+    int version = 4;        // 4 = MQTT 3.1.1, 5 = MQTT 5
     std::string client_id;  // default: tidegate-<gateway.id>
     std::string topic_prefix = "tidegate";
     int qos = 1;

@@ -33,8 +33,9 @@ SimulatedDriver::Profile parse_profile(const std::string& s) {
 
 }  // namespace
 
-const DriverInfo kSimulatedDriver{"simulated", "generated values for demos and tests", kOptions,
-                                  false, ValueType::Number, &create};
+const DriverInfo kSimulatedDriver{"simulated",       "generated values for demos and tests",
+                                  kOptions,          false,
+                                  ValueType::Number, &create};
 
 SimulatedDriver::SimulatedDriver(const SensorSpec& spec)
     : sensor_(spec.name),
@@ -94,7 +95,9 @@ Value SimulatedDriver::next(MonoTime now) {
             if (walk_ < min_) walk_ = min_ + (min_ - walk_);
             v = walk_;
             break;
-        case Profile::Constant: v = value_; break;
+        case Profile::Constant:
+            v = value_;
+            break;
         case Profile::Sequence:
             v = values_[index_];
             index_ = (index_ + 1) % values_.size();

@@ -12,7 +12,7 @@ namespace tg::drivers {
 extern const DriverInfo kSimulatedDriver;
 
 class SimulatedDriver final : public Driver {
-public:
+  public:
     enum class Profile { Sine, RandomWalk, Constant, Sequence };
 
     explicit SimulatedDriver(const SensorSpec& spec);
@@ -21,7 +21,7 @@ public:
     // The next value; exposed so tests can check profiles without a clock.
     Value next(MonoTime now);
 
-private:
+  private:
     double uniform();  // [0, 1)
 
     std::string sensor_;

@@ -13,21 +13,21 @@ using WallTime = std::chrono::system_clock::time_point;
 using Millis = std::chrono::milliseconds;
 
 class Clock {
-public:
+  public:
     virtual ~Clock() = default;
     virtual MonoTime monotonic() const = 0;
     virtual WallTime wall() const = 0;
 };
 
 class RealClock final : public Clock {
-public:
+  public:
     MonoTime monotonic() const override { return std::chrono::steady_clock::now(); }
     WallTime wall() const override { return std::chrono::system_clock::now(); }
 };
 
 // Starts at the given wall time; both clocks move only when told to.
 class VirtualClock final : public Clock {
-public:
+  public:
     explicit VirtualClock(WallTime start = WallTime{}) : wall_(start) {}
     MonoTime monotonic() const override;
     WallTime wall() const override;
@@ -35,7 +35,7 @@ public:
     // Sets the wall clock alone, as an NTP step does; monotonic time is untouched.
     void set_wall(WallTime t);
 
-private:
+  private:
     mutable std::mutex mutex_;
     MonoTime mono_{};
     WallTime wall_;

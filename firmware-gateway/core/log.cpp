@@ -11,10 +11,14 @@ std::mutex g_write_mutex;
 
 const char* level_word(LogLevel l) {
     switch (l) {
-        case LogLevel::Debug: return "DEBUG";
-        case LogLevel::Info: return "INFO";
-        case LogLevel::Warn: return "WARN";
-        case LogLevel::Error: return "ERROR";
+        case LogLevel::Debug:
+            return "DEBUG";
+        case LogLevel::Info:
+            return "INFO";
+        case LogLevel::Warn:
+            return "WARN";
+        case LogLevel::Error:
+            return "ERROR";
     }
     return "INFO";
 }
@@ -28,9 +32,15 @@ std::optional<LogLevel> parse_log_level(std::string_view s) {
     return std::nullopt;
 }
 
-void set_log_level(LogLevel level) { g_level.store(static_cast<int>(level)); }
-LogLevel log_level() { return static_cast<LogLevel>(g_level.load()); }
-bool log_enabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
+void set_log_level(LogLevel level) {
+    g_level.store(static_cast<int>(level));
+}
+LogLevel log_level() {
+    return static_cast<LogLevel>(g_level.load());
+}
+bool log_enabled(LogLevel level) {
+    return static_cast<int>(level) >= g_level.load();
+}
 
 void log(LogLevel level, std::string_view component, std::string_view message) {
     if (!log_enabled(level)) return;
@@ -41,7 +51,8 @@ void log(LogLevel level, std::string_view component, std::string_view message) {
     line += component;
     line += ": ";
     // One event, one line: embedded newlines would split it in journald.
-    for (char c : message) line += (c == '\n' || c == '\r') ? ' ' : c;
+    for (char c : message)
+        line += (c == '\n' || c == '\r') ? ' ' : c;
     line += '\n';
     std::lock_guard lock(g_write_mutex);
     std::fwrite(line.data(), 1, line.size(), stderr);

@@ -37,7 +37,9 @@ SourceError::SourceError(SourcePos pos, std::string message, Severity severity)
       message_(std::move(message)),
       severity_(severity) {}
 
-std::string SourceError::format() const { return what(); }
+std::string SourceError::format() const {
+    return what();
+}
 
 void Diagnostics::error(SourcePos pos, std::string message) {
     items_.emplace_back(std::move(pos), std::move(message), Severity::Error);

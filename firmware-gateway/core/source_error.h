@@ -17,7 +17,7 @@ struct SourcePos {
 enum class Severity { Error, Warning };
 
 class SourceError : public std::runtime_error {
-public:
+  public:
     SourceError(SourcePos pos, std::string message, Severity severity = Severity::Error);
 
     const SourcePos& pos() const { return pos_; }
@@ -27,7 +27,7 @@ public:
     // "FILE:LINE:COL: error: MESSAGE", or "FILE: error: MESSAGE" without a line.
     std::string format() const;
 
-private:
+  private:
     SourcePos pos_;
     std::string message_;
     Severity severity_;
@@ -35,7 +35,7 @@ private:
 
 // Every problem found in one pass over one or more files.
 class Diagnostics {
-public:
+  public:
     void error(SourcePos pos, std::string message);
     void warning(SourcePos pos, std::string message);
     void add(SourceError e) { items_.push_back(std::move(e)); }
@@ -43,17 +43,17 @@ public:
     bool has_errors() const;
     const std::vector<SourceError>& items() const { return items_; }
 
-private:
+  private:
     std::vector<SourceError> items_;
 };
 
 // Thrown when loading fails; carries every problem found.
 class LoadError : public std::runtime_error {
-public:
+  public:
     explicit LoadError(Diagnostics d);
     const Diagnostics& diagnostics() const { return diagnostics_; }
 
-private:
+  private:
     Diagnostics diagnostics_;
 };
 

@@ -52,7 +52,8 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text, s
     while (i < text.size()) {
         std::uint64_t n = 0;
         if (!read_digits(text, i, n)) {
-            set_why(why, "invalid duration " + quoted + " (expected e.g. 250ms, 10s, 5m, 1h, 1m30s)");
+            set_why(why,
+                    "invalid duration " + quoted + " (expected e.g. 250ms, 10s, 5m, 1h, 1m30s)");
             return std::nullopt;
         }
         const Unit* unit = nullptr;
@@ -93,11 +94,16 @@ std::optional<std::uint64_t> parse_size(std::string_view text, std::string* why)
     }
     const std::string_view suffix = text.substr(i);
     std::uint64_t factor = 0;
-    if (suffix.empty() || suffix == "B") factor = 1;
-    else if (suffix == "KiB") factor = 1ull << 10;
-    else if (suffix == "MiB") factor = 1ull << 20;
-    else if (suffix == "GiB") factor = 1ull << 30;
-    else if (suffix == "TiB") factor = 1ull << 40;
+    if (suffix.empty() || suffix == "B")
+        factor = 1;
+    else if (suffix == "KiB")
+        factor = 1ull << 10;
+    else if (suffix == "MiB")
+        factor = 1ull << 20;
+    else if (suffix == "GiB")
+        factor = 1ull << 30;
+    else if (suffix == "TiB")
+        factor = 1ull << 40;
     if (factor == 0) {
         set_why(why, "invalid size " + quoted + ": unit must be B, KiB, MiB, GiB or TiB");
         return std::nullopt;

@@ -7,17 +7,23 @@ namespace tg {
 
 ValueType type_of(const Value& v) {
     switch (v.index()) {
-        case 0: return ValueType::Number;
-        case 1: return ValueType::Boolean;
-        default: return ValueType::String;
+        case 0:
+            return ValueType::Number;
+        case 1:
+            return ValueType::Boolean;
+        default:
+            return ValueType::String;
     }
 }
 
 std::string_view type_name(ValueType t) {
     switch (t) {
-        case ValueType::Number: return "number";
-        case ValueType::Boolean: return "boolean";
-        case ValueType::String: return "string";
+        case ValueType::Number:
+            return "number";
+        case ValueType::Boolean:
+            return "boolean";
+        case ValueType::String:
+            return "string";
     }
     return "number";
 }

@@ -1,0 +1,229 @@
+#include "cli.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "config.h"
+#include "core/log.h"
+#include "gateway.h"
+
+namespace tg {
+namespace {
+
+bool takes_value(const std::string& a, const char* flag, std::optional<std::string>& inline_value) {
+    const std::string f = flag;
+    if (a == f) return true;
+    if (a.rfind(f + "=", 0) == 0) {
+        inline_value = a.substr(f.size() + 1);
+        return true;
+    }
+    return false;
+}
+
+void print_diagnostics(const Diagnostics& d, std::FILE* out) {
+    for (const SourceError& e : d.items())
+        std::fprintf(out, "%s\n", e.format().c_str());
+}
+
+std::string build_info() {
+    std::string s = "tidegate " TIDEGATE_VERSION "\n";
+    s += "built with g++ " __VERSION__ ", C++20";
+#if defined(__aarch64__)
+    s += ", aarch64";
+#elif defined(__arm__)
+    s += ", arm";
+#elif defined(__x86_64__)
+    s += ", x86_64";
+#endif
+#if defined(NDEBUG)
+    s += ", release";
+#else
+    s += ", debug";
+#endif
+    s += "\nevent schema v" + std::to_string(1) + "\n";
+    return s;
+}
+
+int cmd_check(const CliArgs& a) {
+    if (!a.paths.empty()) {
+        std::fprintf(stderr,
+                     "tidegate: check: rule files are not supported by this version "
+                     "(only the config is checked)\n");
+        return 2;
+    }
+    const std::string path = a.config.value_or(kDefaultConfig);
+    Diagnostics warnings;
+    try {
+        load_config(path, &warnings);
+    } catch (const LoadError& e) {
+        print_diagnostics(e.diagnostics(), stdout);
+        print_diagnostics(warnings, stdout);
+        return 1;
+    }
+    print_diagnostics(warnings, stdout);
+    return 0;
+}
+
+int cmd_run(const CliArgs& a) {
+    const std::string path = a.config.value_or(kDefaultConfig);
+    Config cfg;
+    Diagnostics warnings;
+    try {
+        cfg = load_config(path, &warnings);
+    } catch (const LoadError& e) {
+        print_diagnostics(e.diagnostics(), stderr);
+        return 1;
+    }
+    for (const SourceError& w : warnings.items())
+        log_warn("config", w.format());
+
+    // Signals are taken by one thread with sigwait; every other thread
+    // (Paho's included) inherits the blocked mask, so no handler runs at an
+    // arbitrary point.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    RealClock clock;
+    std::unique_ptr<Gateway> gw;
+    try {
+        gw = std::make_unique<Gateway>(std::move(cfg), clock);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: error: %s\n", path.c_str(), e.what());
+        return 1;
+    }
+
+    std::atomic<bool> done{false};
+    std::thread signals([&] {
+        for (;;) {
+            int sig = 0;
+            if (sigwait(&set, &sig) != 0) continue;
+            if (done.load()) return;
+            if (sig == SIGHUP) {
+                gw->request_reload();
+            } else if (sig != SIGUSR1) {
+                gw->request_stop(sig);
+            }
+        }
+    });
+
+    int rc = 1;
+    try {
+        rc = gw->run();
+    } catch (const std::exception& e) {
+        log_error("gateway", e.what());
+        rc = 1;
+    }
+    done.store(true);
+    pthread_kill(signals.native_handle(), SIGUSR1);
+    signals.join();
+    gw.reset();
+    return rc;
+}
+
+}  // namespace
+
+std::string usage_text() {
+    return "usage: tidegate [run] [-c FILE] [--log-level LEVEL]   run the gateway (default)\n"
+           "       tidegate check [-c FILE]                        validate the configuration\n"
+           "       tidegate version                                print version and build info\n"
+           "\n"
+           "  -c, --config FILE   configuration file (default " +
+           std::string(kDefaultConfig) +
+           ")\n"
+           "  --log-level LEVEL   debug | info | warn | error (default info)\n"
+           "  -h, --help          show this help\n"
+           "\n"
+           "Exit codes: 0 success, 1 invalid input or runtime failure, 2 usage.\n";
+}
+
+std::variant<CliArgs, CliError> parse_cli(const std::vector<std::string>& args) {
+    CliArgs out;
+    std::size_t i = 0;
+    bool have_command = false;
+    if (!args.empty() && !args[0].empty() && args[0][0] != '-') {
+        const std::string& c = args[0];
+        if (c == "run")
+            out.command = CliArgs::Command::Run;
+        else if (c == "check")
+            out.command = CliArgs::Command::Check;
+        else if (c == "version")
+            out.command = CliArgs::Command::Version;
+        else if (c == "help")
+            out.command = CliArgs::Command::Help;
+        else
+            return CliError{"unknown command '" + c + "' (expected run, check or version)"};
+        have_command = true;
+        i = 1;
+    }
+    (void)have_command;
+    for (; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        std::optional<std::string> inline_value;
+        if (a == "-h" || a == "--help") {
+            out.command = CliArgs::Command::Help;
+            return out;
+        }
+        if (takes_value(a, "-c", inline_value) || takes_value(a, "--config", inline_value)) {
+            if (!inline_value) {
+                if (i + 1 >= args.size()) return CliError{"option " + a + " needs a FILE"};
+                inline_value = args[++i];
+            }
+            out.config = *inline_value;
+            continue;
+        }
+        if (takes_value(a, "--log-level", inline_value)) {
+            if (!inline_value) {
+                if (i + 1 >= args.size()) return CliError{"option --log-level needs a LEVEL"};
+                inline_value = args[++i];
+            }
+            if (!parse_log_level(*inline_value)) {
+                return CliError{"invalid log level '" + *inline_value +
+                                "' (expected debug, info, warn or error)"};
+            }
+            out.log_level = *inline_value;
+            continue;
+        }
+        if (!a.empty() && a[0] == '-' && a != "-") return CliError{"unknown option '" + a + "'"};
+        if (out.command == CliArgs::Command::Check) {
+            out.paths.push_back(a);
+            continue;
+        }
+        return CliError{"unexpected argument '" + a + "'"};
+    }
+    return out;
+}
+
+int run_cli(const std::vector<std::string>& args) {
+    auto parsed = parse_cli(args);
+    if (const CliError* err = std::get_if<CliError>(&parsed)) {
+        std::fprintf(stderr, "tidegate: %s\nTry 'tidegate --help'.\n", err->message.c_str());
+        return 2;
+    }
+    const CliArgs& a = std::get<CliArgs>(parsed);
+    set_log_level(*parse_log_level(a.log_level));
+    switch (a.command) {
+        case CliArgs::Command::Help:
+            std::fputs(usage_text().c_str(), stdout);
+            return 0;
+        case CliArgs::Command::Version:
+            std::fputs(build_info().c_str(), stdout);
+            return 0;
+        case CliArgs::Command::Check:
+            return cmd_check(a);
+        case CliArgs::Command::Run:
+            return cmd_run(a);
+    }
+    return 2;
+}
+
+}  // namespace tg

@@ -1,0 +1,300 @@
+#include "gateway.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "core/json_writer.h"
+#include "envelope.h"
+
+namespace tg {
+namespace {
+
+constexpr std::chrono::seconds kDrainTimeout{3};
+constexpr std::chrono::seconds kOfflineTimeout{2};
+
+std::string offline_payload() {
+    return R"({"state":"offline"})";
+}
+
+bool value_changed_enough(const Value& prev, const Value& now, double deadband) {
+    const double* a = std::get_if<double>(&prev);
+    const double* b = std::get_if<double>(&now);
+    if (a && b) return std::fabs(*b - *a) >= deadband;
+    return prev != now;
+}
+
+}  // namespace
+
+Gateway::Gateway(Config cfg, const Clock& clock)
+    : cfg_(std::move(cfg)),
+      clock_(clock),
+      base_(cfg_.topic_base()),
+      seq_(cfg_.gateway.data_dir, SeqStore::read_boot_id()),
+      loop_sink_(*this) {
+    link_ = std::make_unique<MqttLink>(cfg_.mqtt, queue_, base_ + "/status", offline_payload());
+    sensors_.reserve(cfg_.sensors.size());
+    for (const SensorConfig& sc : cfg_.sensors) {
+        const drivers::DriverInfo* info = drivers::find_driver(sc.driver);
+        if (!info) throw std::runtime_error("unknown driver '" + sc.driver + "'");
+        Sensor s;
+        s.cfg = &sc;
+        s.driver = info->create(sc.spec());
+        s.events_topic = base_ + "/events/" + sc.path();
+        s.state_topic = base_ + "/state/" + sc.path();
+        sensors_.push_back(std::move(s));
+    }
+}
+
+Gateway::~Gateway() {
+    queue_.close();
+    for (Sensor& s : sensors_)
+        s.driver->stop();
+}
+
+std::string Gateway::status_online() const {
+    JsonObject o;
+    o.field("state", "online")
+        .field("version", TIDEGATE_VERSION)
+        .field("started", std::string_view(format_rfc3339_ms(started_wall_)))
+        .field("rules", 0)
+        .field("sensors", static_cast<std::uint64_t>(sensors_.size()));
+    return std::move(o).finish();
+}
+
+Gateway::Sensor* Gateway::find_sensor(const std::string& name) {
+    for (Sensor& s : sensors_) {
+        if (s.cfg->name == name) return &s;
+    }
+    return nullptr;
+}
+
+void Gateway::reading(Reading r) {
+    queue_.post(std::move(r));
+}
+
+void Gateway::bad_reading(const std::string& sensor, std::string reason, std::string detail) {
+    queue_.post(BadReading{sensor, std::move(reason), std::move(detail)});
+}
+
+int Gateway::run() {
+    seq_.open();
+    switch (seq_.resumed()) {
+        case SeqStore::Resume::Fresh:
+            log_info("gateway", "new data_dir " + cfg_.gateway.data_dir);
+            break;
+        case SeqStore::Resume::Clean:
+            break;
+        case SeqStore::Resume::Crash:
+            log_warn("gateway", "previous run did not stop cleanly; continuing at seq " +
+                                    std::to_string(seq_.last() + 1));
+            break;
+        case SeqStore::Resume::Reboot:
+            log_warn("gateway",
+                     "previous run ended with the machine (crash or power cut); seq "
+                     "continues at the reserved " +
+                         std::to_string(seq_.last() + 1) + " (a gap, never a reuse)");
+            break;
+    }
+
+    started_wall_ = clock_.wall();
+    started_mono_ = clock_.monotonic();
+    next_metrics_ = started_mono_ + cfg_.metrics.interval;
+    link_->set_birth(status_online());
+    link_->set_limits(128, std::min<std::uint64_t>(cfg_.outbox.max_bytes, 16u << 20));
+    log_info("gateway", "tidegate " TIDEGATE_VERSION " starting as '" + cfg_.gateway.id +
+                            "' with " + std::to_string(sensors_.size()) +
+                            " sensor(s); topics under " + base_ + "/");
+    link_->start(started_mono_);
+
+    for (Sensor& s : sensors_) {
+        s.next_due = started_mono_;
+        if (!s.driver->polled()) s.driver->start(*this);
+    }
+
+    std::optional<MonoTime> drain_until;
+    for (;;) {
+        MonoTime now = clock_.monotonic();
+        if (!stopping_) poll_due(now);
+        link_->on_timer(now);
+        if (!stopping_ && now >= next_metrics_) publish_metrics(now);
+
+        if (stopping_) {
+            if (!drain_until) drain_until = now + kDrainTimeout;
+            if (link_->idle() || !link_->connected() || now >= *drain_until) break;
+        }
+
+        MonoTime deadline =
+            stopping_ ? std::min(*drain_until, next_deadline(now)) : next_deadline(now);
+        auto m = queue_.pop_until(deadline);
+        // Take what has piled up in one go, so a burst of acks costs one wake-up.
+        for (int i = 0; m && i < 1024; ++i) {
+            handle(*m);
+            m = queue_.try_pop();
+        }
+        if (m) handle(*m);
+    }
+
+    if (!link_->idle()) {
+        log_warn("gateway",
+                 std::to_string(link_->queued()) + " message(s) not delivered before shutdown");
+    }
+    link_->shutdown(offline_payload(), kOfflineTimeout);
+    seq_.close();
+    log_info("gateway", "stopped");
+    return 0;
+}
+
+MonoTime Gateway::next_deadline(MonoTime now) const {
+    MonoTime d = now + std::chrono::hours(1);
+    if (!stopping_) {
+        for (const Sensor& s : sensors_) {
+            if (s.driver->polled() && s.next_due < d) d = s.next_due;
+        }
+        if (next_metrics_ < d) d = next_metrics_;
+    }
+    if (auto r = link_->next_deadline(); r && *r < d) d = *r;
+    return d;
+}
+
+void Gateway::poll_due(MonoTime now) {
+    for (Sensor& s : sensors_) {
+        if (!s.driver->polled() || now < s.next_due) continue;
+        try {
+            s.driver->poll(clock_, loop_sink_);
+        } catch (const std::exception& e) {
+            on_bad_reading(BadReading{s.cfg->name, "bad_reading", e.what()});
+        }
+        const auto interval = s.cfg->interval;
+        s.next_due += interval;
+        // Fell behind (a slow poll, a suspended machine): skip, do not burst.
+        if (s.next_due < now) s.next_due = now + interval;
+    }
+}
+
+void Gateway::handle(Message& m) {
+    std::visit(
+        [&](auto& msg) {
+            using T = std::decay_t<decltype(msg)>;
+            const MonoTime now = clock_.monotonic();
+            if constexpr (std::is_same_v<T, Reading>) {
+                on_reading(std::move(msg));
+            } else if constexpr (std::is_same_v<T, BadReading>) {
+                on_bad_reading(msg);
+            } else if constexpr (std::is_same_v<T, MqttConnected>) {
+                link_->on_connected();
+            } else if constexpr (std::is_same_v<T, MqttConnectFailed>) {
+                link_->on_connect_failed(msg.why, now);
+            } else if constexpr (std::is_same_v<T, MqttConnectionLost>) {
+                link_->on_connection_lost(msg.why, now);
+            } else if constexpr (std::is_same_v<T, MqttDelivered>) {
+                link_->on_delivered(msg.token);
+            } else if constexpr (std::is_same_v<T, MqttDeliveryFailed>) {
+                link_->on_delivery_failed(msg.token, msg.why);
+            } else if constexpr (std::is_same_v<T, StopRequest>) {
+                if (!stopping_) {
+                    log_info("gateway", "signal " + std::to_string(msg.signal) + ": shutting down");
+                    stopping_ = true;
+                    for (Sensor& s : sensors_)
+                        s.driver->stop();
+                }
+            } else if constexpr (std::is_same_v<T, ReloadRequest>) {
+                log_info("gateway", "reload requested: no rule files are loaded by this version");
+            }
+        },
+        m);
+}
+
+void Gateway::on_reading(Reading r) {
+    Sensor* s = find_sensor(r.sensor);
+    if (!s) return;
+    const SensorConfig& sc = *s->cfg;
+    if (type_of(r.value) != sc.type) {
+        on_bad_reading({sc.name, "bad_reading",
+                        "driver gave a " + std::string(type_name(type_of(r.value))) + " for a " +
+                            std::string(type_name(sc.type)) + " sensor"});
+        return;
+    }
+    if (double* d = std::get_if<double>(&r.value)) {
+        if (!std::isfinite(*d)) {
+            on_bad_reading({sc.name, "bad_reading", "value is not a finite number"});
+            return;
+        }
+        if (sc.range && (*d < sc.range->first || *d > sc.range->second)) {
+            on_bad_reading({sc.name, "out_of_range",
+                            format_number(*d) + " is outside [" + format_number(sc.range->first) +
+                                ", " + format_number(sc.range->second) + "]"});
+            return;
+        }
+        if (sc.precision) {
+            const double scale = std::pow(10.0, *sc.precision);
+            *d = std::round(*d * scale) / scale;  // half away from zero
+        }
+    }
+    ++counters_.events_in;
+
+    if (sc.publish == PublishMode::None) return;
+    if (sc.deadband && s->last_published) {
+        const bool moved = value_changed_enough(*s->last_published, r.value, *sc.deadband);
+        const bool heartbeat_due = sc.heartbeat && r.mono - s->last_published_at >= *sc.heartbeat;
+        if (!moved && !heartbeat_due) return;
+    }
+    s->last_published = r.value;
+    s->last_published_at = r.mono;
+
+    const std::uint64_t seq = seq_.next();
+    std::string payload = reading_envelope(cfg_.gateway.id, seq, sc.name, r.ts, r.value, sc.unit);
+    const int qos = cfg_.mqtt.qos;
+    if (sc.publish == PublishMode::All || sc.publish == PublishMode::Events) {
+        if (sc.publish == PublishMode::All) {
+            link_->publish({s->events_topic, payload, qos, false});
+            link_->publish({s->state_topic, std::move(payload), qos, true});
+        } else {
+            link_->publish({s->events_topic, std::move(payload), qos, false});
+        }
+    } else {
+        link_->publish({s->state_topic, std::move(payload), qos, true});
+    }
+}
+
+void Gateway::on_bad_reading(const BadReading& b) {
+    ++counters_.bad_readings;
+    deadletter(b.sensor, b.reason, b.detail);
+}
+
+void Gateway::deadletter(const std::string& source, const std::string& reason,
+                         const std::string& detail) {
+    // At most one per source and reason per minute; the next one carries the
+    // count of those folded in. The log follows the same limit.
+    auto held = deadletter_limiter_.allow(source + "\n" + reason, clock_.monotonic());
+    if (!held) return;
+    ++counters_.deadletter;
+    log_warn("gateway", source + ": " + reason + ": " + detail +
+                            (*held ? " (" + std::to_string(*held) + " more suppressed)" : ""));
+    const std::uint64_t seq = seq_.next();
+    link_->publish(
+        {base_ + "/deadletter",
+         deadletter_envelope(cfg_.gateway.id, seq, source, clock_.wall(), reason, detail, *held),
+         cfg_.mqtt.qos, false});
+}
+
+void Gateway::publish_metrics(MonoTime now) {
+    next_metrics_ = now + cfg_.metrics.interval;
+    const MqttLink::Stats& st = link_->stats();
+    JsonObject o;
+    o.field("ts", std::string_view(format_rfc3339_ms(clock_.wall())))
+        .field("events_in", counters_.events_in)
+        .field("published", st.published)
+        .field("acked", st.acked)
+        .field("outbox_depth", static_cast<std::uint64_t>(link_->queued()))
+        .field("dropped", st.dropped)
+        .field("bad_readings", counters_.bad_readings)
+        .field("deadletter", counters_.deadletter)
+        .field("reconnects", st.reconnects)
+        .field("rules_fired", std::uint64_t{0})
+        .field("uptime_s",
+               static_cast<std::uint64_t>(
+                   std::chrono::duration_cast<std::chrono::seconds>(now - started_mono_).count()));
+    link_->publish({base_ + "/metrics", std::move(o).finish(), 0, false});
+}
+
+}  // namespace tg

@@ -1,0 +1,97 @@
+// Gateway: the running daemon. One thread (the caller of run()) owns all
+// state: it polls drivers, turns readings into events, and drives the MQTT
+// link. Other threads (drivers that wait on devices, Paho, signals) only post
+// into the EventQueue.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "drivers/driver.h"
+#include "event_queue.h"
+#include "mqtt_link.h"
+#include "seq_store.h"
+
+namespace tg {
+
+class Gateway final : public drivers::Sink {
+  public:
+    Gateway(Config cfg, const Clock& clock);
+    ~Gateway() override;
+
+    // Opens data_dir, starts drivers and the MQTT link, and runs until a stop
+    // is requested. Returns the process exit code. Throws std::runtime_error
+    // when it cannot start (e.g. data_dir not writable).
+    int run();
+    // Thread-safe; from a signal thread.
+    void request_stop(int signal) { queue_.post_control(StopRequest{signal}); }
+    void request_reload() { queue_.post_control(ReloadRequest{}); }
+
+    // drivers::Sink, for drivers with their own threads.
+    void reading(Reading r) override;
+    void bad_reading(const std::string& sensor, std::string reason, std::string detail) override;
+
+  private:
+    struct Sensor {
+        const SensorConfig* cfg = nullptr;
+        std::unique_ptr<drivers::Driver> driver;
+        std::string events_topic;
+        std::string state_topic;
+        MonoTime next_due{};
+        // deadband/heartbeat bookkeeping
+        std::optional<Value> last_published;
+        MonoTime last_published_at{};
+    };
+    // Readings from polled drivers, taken on the loop thread itself.
+    class LoopSink final : public drivers::Sink {
+      public:
+        explicit LoopSink(Gateway& g) : g_(g) {}
+        void reading(Reading r) override { g_.on_reading(std::move(r)); }
+        void bad_reading(const std::string& s, std::string reason, std::string detail) override {
+            g_.on_bad_reading(BadReading{s, std::move(reason), std::move(detail)});
+        }
+
+      private:
+        Gateway& g_;
+    };
+
+    void handle(Message& m);
+    void on_reading(Reading r);
+    void on_bad_reading(const BadReading& b);
+    void deadletter(const std::string& source, const std::string& reason,
+                    const std::string& detail);
+    void poll_due(MonoTime now);
+    void publish_metrics(MonoTime now);
+    MonoTime next_deadline(MonoTime now) const;
+    Sensor* find_sensor(const std::string& name);
+    std::string status_online() const;
+
+    Config cfg_;
+    const Clock& clock_;
+    std::string base_;  // <topic_prefix>/<gateway.id>
+    EventQueue queue_;
+    SeqStore seq_;
+    std::unique_ptr<MqttLink> link_;
+    LoopSink loop_sink_;
+    std::vector<Sensor> sensors_;
+    bool stopping_ = false;
+    WallTime started_wall_{};
+    MonoTime started_mono_{};
+    MonoTime next_metrics_{};
+    RateLimiter deadletter_limiter_{std::chrono::minutes(1)};
+
+    struct Counters {
+        std::uint64_t events_in = 0;
+        std::uint64_t bad_readings = 0;
+        std::uint64_t deadletter = 0;
+    } counters_;
+};
+
+}  // namespace tg

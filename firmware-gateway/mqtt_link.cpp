@@ -1,0 +1,320 @@
+#include "mqtt_link.h"
+
+#include <mqtt/async_client.h>
+
+#include <algorithm>
+
+#include "core/log.h"
+#include "core/units.h"
+
+namespace tg {
+namespace {
+
+constexpr std::chrono::milliseconds kBackoffMax{30'000};
+
+std::string describe(const mqtt::token& tok) {
+    const int rc = tok.get_return_code();
+    std::string s;
+    switch (rc) {
+        // MQTT 3.1.1 CONNACK return codes, as Paho passes them through.
+        case 1:
+            s = "broker refused the protocol version";
+            break;
+        case 2:
+            s = "broker rejected the client id";
+            break;
+        case 3:
+            s = "broker unavailable";
+            break;
+        case 4:
+            s = "bad user name or password";
+            break;
+        case 5:
+            s = "not authorized";
+            break;
+        case -1:
+            s = "no connection (broker unreachable, refused, or TLS handshake failed)";
+            break;
+        default:
+            s = mqtt::exception::error_str(rc);
+            break;
+    }
+    s += " (rc " + std::to_string(rc) + ")";
+    const auto reason = tok.get_reason_code();
+    // 255 is Paho's "no MQTT 5 reason" marker.
+    if (reason != mqtt::SUCCESS && static_cast<int>(reason) != 255) {
+        s += ", reason " + std::to_string(static_cast<int>(reason)) + " (" +
+             mqtt::exception::reason_code_str(reason) + ")";
+    }
+    return s;
+}
+
+// Paho calls these from its own threads: they only post to the queue.
+class PublishListener final : public mqtt::iaction_listener {
+  public:
+    explicit PublishListener(EventQueue& q) : queue_(q) {}
+    void on_success(const mqtt::token& tok) override {
+        queue_.post_control(
+            MqttDelivered{reinterpret_cast<std::uintptr_t>(tok.get_user_context())});
+    }
+    void on_failure(const mqtt::token& tok) override {
+        queue_.post_control(MqttDeliveryFailed{
+            reinterpret_cast<std::uintptr_t>(tok.get_user_context()), describe(tok)});
+    }
+
+  private:
+    EventQueue& queue_;
+};
+
+class ConnectListener final : public mqtt::iaction_listener {
+  public:
+    explicit ConnectListener(EventQueue& q) : queue_(q) {}
+    void on_success(const mqtt::token&) override { queue_.post_control(MqttConnected{}); }
+    void on_failure(const mqtt::token& tok) override {
+        queue_.post_control(MqttConnectFailed{describe(tok)});
+    }
+
+  private:
+    EventQueue& queue_;
+};
+
+}  // namespace
+
+MqttLink::MqttLink(const MqttConfig& cfg, EventQueue& queue, std::string status_topic,
+                   std::string offline_payload)
+    : cfg_(cfg),
+      queue_(queue),
+      status_topic_(std::move(status_topic)),
+      offline_payload_(std::move(offline_payload)),
+      jitter_(static_cast<unsigned>(std::random_device{}())) {
+    mqtt::create_options copts(cfg_.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
+    // No Paho persistence and no Paho offline buffer: this class keeps the
+    // queue, and the durable outbox is the source of truth.
+    copts.set_send_while_disconnected(false);
+    client_ = std::make_unique<mqtt::async_client>(cfg_.uri, cfg_.client_id, copts, nullptr);
+    publish_listener_ = std::make_unique<PublishListener>(queue_);
+    connect_listener_ = std::make_unique<ConnectListener>(queue_);
+    client_->set_connection_lost_handler([this](const std::string& cause) {
+        queue_.post_control(MqttConnectionLost{cause.empty() ? "connection lost" : cause});
+    });
+}
+
+MqttLink::~MqttLink() {
+    if (client_) {
+        client_->disable_callbacks();
+        try {
+            if (client_->is_connected()) client_->disconnect(0)->wait_for(std::chrono::seconds(1));
+        } catch (const std::exception&) {
+            // Going away regardless.
+        }
+    }
+}
+
+void MqttLink::set_limits(std::size_t max_inflight, std::size_t max_queued_bytes) {
+    max_inflight_ = std::max<std::size_t>(1, max_inflight);
+    max_queued_bytes_ = max_queued_bytes;
+}
+
+void MqttLink::start(MonoTime now) {
+    connect(now);
+}
+
+std::string MqttLink::tls_error() {
+    std::lock_guard lock(tls_mutex_);
+    std::string e;
+    e.swap(tls_error_);
+    return e;
+}
+
+void MqttLink::connect(MonoTime now) {
+    reconnect_at_.reset();
+    mqtt::connect_options opts;
+    opts.set_keep_alive_interval(std::max<int>(
+        1, static_cast<int>(
+               std::chrono::duration_cast<std::chrono::seconds>(cfg_.keepalive).count())));
+    opts.set_connect_timeout(10);
+    opts.set_automatic_reconnect(false);
+    opts.set_max_inflight(static_cast<int>(max_inflight_ + 8));
+    if (cfg_.version == 5) {
+        opts.set_mqtt_version(MQTTVERSION_5);
+        opts.set_clean_session(false);
+        opts.set_clean_start(true);
+    } else {
+        opts.set_mqtt_version(MQTTVERSION_3_1_1);
+        opts.set_clean_session(true);
+    }
+    opts.set_will(mqtt::will_options(status_topic_, offline_payload_, 1, true));
+    if (!cfg_.username.empty()) opts.set_user_name(cfg_.username);
+    if (!cfg_.password.empty()) opts.set_password(cfg_.password);
+    if (cfg_.uri.rfind("ssl://", 0) == 0) {
+        mqtt::ssl_options ssl;
+        if (!cfg_.tls.ca_file.empty()) ssl.set_trust_store(cfg_.tls.ca_file);
+        if (!cfg_.tls.cert_file.empty()) ssl.set_key_store(cfg_.tls.cert_file);
+        if (!cfg_.tls.key_file.empty()) ssl.set_private_key(cfg_.tls.key_file);
+        ssl.set_enable_server_cert_auth(true);
+        ssl.set_verify(cfg_.tls.verify_hostname);
+        ssl.set_error_handler([this](const std::string& msg) {
+            std::lock_guard lock(tls_mutex_);
+            tls_error_ = msg;
+        });
+        opts.set_ssl(std::move(ssl));
+    }
+    try {
+        connecting_ = true;
+        client_->connect(opts, nullptr, *connect_listener_);
+    } catch (const mqtt::exception& e) {
+        connecting_ = false;
+        on_connect_failed(e.what(), now);
+    }
+}
+
+void MqttLink::schedule_reconnect(MonoTime now) {
+    // Full backoff with ±20 % jitter, so a fleet restarted together does not
+    // reconnect in lockstep.
+    std::uniform_real_distribution<double> spread(0.8, 1.2);
+    const auto delay = std::chrono::milliseconds(
+        static_cast<long long>(static_cast<double>(backoff_.count()) * spread(jitter_)));
+    reconnect_at_ = now + delay;
+    log_info("mqtt", "reconnecting to " + cfg_.uri + " in " + format_duration(delay));
+    backoff_ = std::min(backoff_ * 2, kBackoffMax);
+}
+
+void MqttLink::on_connected() {
+    connecting_ = false;
+    connected_ = true;
+    backoff_ = std::chrono::milliseconds(1000);
+    failures_in_row_ = 0;
+    log_info("mqtt", "connected to " + cfg_.uri + " as " + cfg_.client_id);
+    if (!birth_.empty()) {
+        // The birth goes first: subscribers see the gateway online before its backlog.
+        pending_.push_front(Entry{next_id_++, OutMessage{status_topic_, birth_, 1, true}});
+        pending_bytes_ += status_topic_.size() + birth_.size();
+    }
+    pump();
+}
+
+void MqttLink::on_connect_failed(const std::string& why, MonoTime now) {
+    connecting_ = false;
+    connected_ = false;
+    std::string msg = "connect to " + cfg_.uri + " failed: " + why;
+    const std::string tls = tls_error();
+    if (!tls.empty()) msg += "; TLS: " + tls;
+    ++failures_in_row_;
+    // Log every failure at first, then every tenth: a broker down for a day
+    // should not fill the journal.
+    if (failures_in_row_ <= 3 || failures_in_row_ % 10 == 0) log_warn("mqtt", msg);
+    schedule_reconnect(now);
+}
+
+void MqttLink::on_connection_lost(const std::string& why, MonoTime now) {
+    if (!connected_) return;
+    connected_ = false;
+    ++stats_.reconnects;
+    log_warn("mqtt", "connection to " + cfg_.uri + " lost: " + why);
+    requeue_inflight();
+    schedule_reconnect(now);
+}
+
+void MqttLink::requeue_inflight() {
+    // Unacknowledged messages go back to the front in their original order:
+    // they are sent again after the reconnect (at-least-once).
+    for (auto it = inflight_.rbegin(); it != inflight_.rend(); ++it) {
+        pending_bytes_ += it->second.msg.topic.size() + it->second.msg.payload.size();
+        pending_.push_front(std::move(it->second));
+    }
+    inflight_.clear();
+}
+
+void MqttLink::on_delivered(std::uintptr_t id) {
+    auto it = inflight_.find(id);
+    if (it == inflight_.end()) return;  // from before a reconnect; it is queued again
+    inflight_.erase(it);
+    ++stats_.acked;
+    pump();
+}
+
+void MqttLink::on_delivery_failed(std::uintptr_t id, const std::string& why) {
+    auto it = inflight_.find(id);
+    if (it == inflight_.end()) return;
+    Entry e = std::move(it->second);
+    inflight_.erase(it);
+    log_warn("mqtt", "publish to " + e.msg.topic + " failed: " + why + "; will retry");
+    // Back in order among the queued ones (ids are increasing).
+    auto pos =
+        std::find_if(pending_.begin(), pending_.end(), [&](const Entry& p) { return p.id > e.id; });
+    pending_bytes_ += e.msg.topic.size() + e.msg.payload.size();
+    pending_.insert(pos, std::move(e));
+    if (connected_) pump();
+}
+
+void MqttLink::on_timer(MonoTime now) {
+    if (reconnect_at_ && now >= *reconnect_at_ && !connected_ && !connecting_) connect(now);
+}
+
+void MqttLink::publish(OutMessage m) {
+    pending_bytes_ += m.topic.size() + m.payload.size();
+    pending_.push_back(Entry{next_id_++, std::move(m)});
+    enforce_bound();
+    pump();
+}
+
+void MqttLink::enforce_bound() {
+    std::uint64_t dropped = 0;
+    while (pending_bytes_ > max_queued_bytes_ && pending_.size() > 1) {
+        const Entry& e = pending_.front();
+        pending_bytes_ -= e.msg.topic.size() + e.msg.payload.size();
+        pending_.pop_front();
+        ++dropped;
+    }
+    if (dropped) {
+        stats_.dropped += dropped;
+        static RateLimiter limiter(std::chrono::minutes(1));
+        if (auto held = limiter.allow("queue", std::chrono::steady_clock::now())) {
+            log_warn("mqtt", "queue of undelivered messages is full (" +
+                                 std::to_string(max_queued_bytes_) + " bytes): dropped " +
+                                 std::to_string(stats_.dropped) + " oldest so far");
+        }
+    }
+}
+
+void MqttLink::pump() {
+    while (connected_ && !pending_.empty() && inflight_.size() < max_inflight_) {
+        Entry e = std::move(pending_.front());
+        pending_.pop_front();
+        pending_bytes_ -= e.msg.topic.size() + e.msg.payload.size();
+        const std::uint64_t id = e.id;
+        auto msg = mqtt::make_message(e.msg.topic, e.msg.payload, e.msg.qos, e.msg.retain);
+        auto slot = inflight_.emplace(id, std::move(e)).first;
+        try {
+            client_->publish(msg, reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)),
+                             *publish_listener_);
+            ++stats_.published;
+        } catch (const mqtt::exception& ex) {
+            // The connection went away under us; Paho tells the loop shortly.
+            Entry back = std::move(slot->second);
+            inflight_.erase(slot);
+            pending_bytes_ += back.msg.topic.size() + back.msg.payload.size();
+            pending_.push_front(std::move(back));
+            log_debug("mqtt", std::string("publish deferred: ") + ex.what());
+            return;
+        }
+    }
+}
+
+void MqttLink::shutdown(const std::string& payload, std::chrono::milliseconds timeout) {
+    reconnect_at_.reset();
+    if (!client_ || !client_->is_connected()) {
+        log_info("mqtt", "not connected: the broker's last will reports offline");
+        return;
+    }
+    try {
+        auto tok = client_->publish(mqtt::make_message(status_topic_, payload, 1, true));
+        if (!tok->wait_for(timeout)) log_warn("mqtt", "offline status not acknowledged in time");
+        client_->disconnect(static_cast<int>(timeout.count()))->wait_for(timeout);
+    } catch (const mqtt::exception& e) {
+        log_warn("mqtt", std::string("clean disconnect failed: ") + e.what());
+    }
+    connected_ = false;
+}
+
+}  // namespace tg

@@ -1,0 +1,123 @@
+// MqttLink: the gateway's one MQTT connection (Paho async client). Owned by
+// the event loop thread: it queues outgoing messages, keeps a bounded window
+// of them in flight, and learns of acks, failures and connection changes
+// through the EventQueue (Paho's threads only post there). Reconnects itself
+// with exponential backoff (1 s doubling to 30 s, with jitter). Never blocks
+// the loop on the network.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "config.h"
+#include "core/clock.h"
+#include "event_queue.h"
+
+namespace mqtt {
+class async_client;
+class iaction_listener;
+}  // namespace mqtt
+
+namespace tg {
+
+struct OutMessage {
+    std::string topic;
+    std::string payload;
+    int qos = 1;
+    bool retain = false;
+};
+
+class MqttLink {
+  public:
+    struct Stats {
+        std::uint64_t published = 0;  // handed to the client (each attempt)
+        std::uint64_t acked = 0;      // acknowledged by the broker (QoS 1) or sent (QoS 0)
+        std::uint64_t dropped = 0;    // pushed out of the bounded queue, oldest first
+        std::uint64_t reconnects = 0;
+    };
+
+    // `status_topic`/`offline_payload` become the retained last will.
+    MqttLink(const MqttConfig& cfg, EventQueue& queue, std::string status_topic,
+             std::string offline_payload);
+    ~MqttLink();
+    MqttLink(const MqttLink&) = delete;
+    MqttLink& operator=(const MqttLink&) = delete;
+
+    // The retained status published first on every connect.
+    void set_birth(std::string payload) { birth_ = std::move(payload); }
+    // Bounds of the in-memory queue of undelivered messages.
+    void set_limits(std::size_t max_inflight, std::size_t max_queued_bytes);
+
+    // Starts the first connection attempt.
+    void start(MonoTime now);
+    void publish(OutMessage m);
+
+    // Messages from Paho's threads, delivered by the loop.
+    void on_connected();
+    void on_connect_failed(const std::string& why, MonoTime now);
+    void on_connection_lost(const std::string& why, MonoTime now);
+    void on_delivered(std::uintptr_t id);
+    void on_delivery_failed(std::uintptr_t id, const std::string& why);
+
+    // When the loop must call on_timer next (a pending reconnect), if any.
+    std::optional<MonoTime> next_deadline() const { return reconnect_at_; }
+    void on_timer(MonoTime now);
+
+    bool connected() const { return connected_; }
+    // Nothing queued and nothing in flight.
+    bool idle() const { return pending_.empty() && inflight_.empty(); }
+    std::size_t queued() const { return pending_.size() + inflight_.size(); }
+    const Stats& stats() const { return stats_; }
+
+    // Clean shutdown: publishes `payload` retained on the status topic, waits
+    // up to `timeout` for it, then disconnects. Blocks; call after the loop.
+    void shutdown(const std::string& payload, std::chrono::milliseconds timeout);
+
+  private:
+    struct Entry {
+        std::uint64_t id;
+        OutMessage msg;
+    };
+    void connect(MonoTime now);
+    void schedule_reconnect(MonoTime now);
+    void pump();
+    void requeue_inflight();
+    void enforce_bound();
+    std::string tls_error();
+
+    MqttConfig cfg_;
+    EventQueue& queue_;
+    std::string status_topic_;
+    std::string offline_payload_;
+    std::string birth_;
+    std::unique_ptr<mqtt::async_client> client_;
+    std::unique_ptr<mqtt::iaction_listener> publish_listener_;
+    std::unique_ptr<mqtt::iaction_listener> connect_listener_;
+
+    bool connected_ = false;
+    bool connecting_ = false;
+    std::optional<MonoTime> reconnect_at_;
+    std::chrono::milliseconds backoff_{1000};
+    std::minstd_rand jitter_;
+    std::size_t failures_in_row_ = 0;
+
+    std::uint64_t next_id_ = 1;
+    std::deque<Entry> pending_;
+    std::map<std::uint64_t, Entry> inflight_;
+    std::size_t pending_bytes_ = 0;
+    std::size_t max_inflight_ = 128;
+    std::size_t max_queued_bytes_ = 16u << 20;
+    Stats stats_;
+
+    std::mutex tls_mutex_;
+    std::string tls_error_;  // last TLS error from Paho's thread
+};
+
+}  // namespace tg
