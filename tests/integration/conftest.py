@@ -358,13 +358,45 @@ class Gateway:
     def log(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
-    def wait_for_log(self, pattern: re.Pattern | str, timeout: float = DEFAULT_TIMEOUT) -> re.Match:
+    def exit_note(self) -> str:
+        rc = self.proc.poll()
+        if rc is None:
+            return ""
+        if rc < 0:
+            try:
+                return f" (tidegate died of {signal.Signals(-rc).name})"
+            except ValueError:
+                return f" (tidegate died of signal {-rc})"
+        return f" (tidegate exited with status {rc})"
+
+    def wait_until(self, predicate: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT,
+                   what: str = "condition", interval: float = 0.05) -> Any:
+        """wait_until() that gives up early when the gateway has exited, and
+        shows its stderr when it fails."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if not self.running():
+                result = predicate()
+                if result:
+                    return result
+                raise AssertionError(f"gave up waiting for {what}{self.exit_note()}\n"
+                                     f"--- gateway stderr ---\n{self.log()}")
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}\n"
+                                     f"--- gateway stderr ---\n{self.log()}")
+            time.sleep(interval)
+
+    def wait_for_log(self, pattern: re.Pattern | str, timeout: float = DEFAULT_TIMEOUT,
+                     count: int = 1) -> list[str]:
+        """Waits until `pattern` matched `count` times in stderr; returns the matches."""
         regex = re.compile(pattern, re.MULTILINE) if isinstance(pattern, str) else pattern
-        try:
-            return wait_until(lambda: regex.search(self.log()), timeout,
-                              what=f"log line /{regex.pattern}/")
-        except AssertionError as e:
-            raise AssertionError(f"{e}\n--- gateway stderr ---\n{self.log()}") from None
+        def enough():
+            found = [m.group(0) for m in regex.finditer(self.log())]
+            return found if len(found) >= count else None
+        return self.wait_until(enough, timeout, what=f"{count} log line(s) /{regex.pattern}/")
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
@@ -403,10 +435,9 @@ def start_gateway(tidegate_bin):
 
     yield start
     for gw in gateways:
-        still_running = gw.running()
+        note = " (killed at teardown)" if gw.running() else gw.exit_note()
         gw.close()
-        print(f"--- tidegate {gw.config.gateway_id} stderr"
-              f"{' (killed at teardown)' if still_running else ''} ---")
+        print(f"--- tidegate {gw.config.gateway_id} stderr{note} ---")
         print(gw.log())
 
 

@@ -1,12 +1,11 @@
 # Delivery while the broker is away (SPEC §7): the gateway keeps reading,
 # retries with backoff, and delivers what it read once the broker is back.
+import re
 import time
 from datetime import timedelta
 
-import re
-
 from conftest import (MQTT_TROUBLE_RE, assert_consecutive, check_reading_envelope, envelopes,
-                      free_port, parse_ts, sequence_sensor, wait_until)
+                      free_port, parse_ts, sequence_sensor)
 
 # Any line of the MQTT link about a (re)connect attempt, at any level.
 MQTT_ATTEMPT_RE = re.compile(r"^[A-Z]+ mqtt: .*(connect|retry|retrying)",
@@ -31,8 +30,8 @@ def test_readings_taken_while_the_broker_is_down_are_delivered(
     # backoff (>= 2 s by now) away, time enough to subscribe before the gateway
     # reconnects and flushes what it queued.
     attempts = len(MQTT_ATTEMPT_RE.findall(gw.log()))
-    wait_until(lambda: len(MQTT_ATTEMPT_RE.findall(gw.log())) > attempts, timeout=35,
-               interval=0.01, what="a logged retry of the MQTT connection")
+    gw.wait_until(lambda: len(MQTT_ATTEMPT_RE.findall(gw.log())) > attempts, timeout=35,
+                  interval=0.01, what="a logged retry of the MQTT connection")
     down_until = time.monotonic()
 
     broker = mosquitto_factory(port=port).start()
