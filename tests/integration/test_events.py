@@ -53,6 +53,19 @@ def test_events_carry_the_envelope_in_order(make_config, start_gateway, subscrib
     for env in all_events:
         assert ids.setdefault(env["id"], env) == env, f"id {env['id']} reused for another event"
 
+    # state/<path> repeats events (same id, same content) and creates no seq of its own.
+    states = sub.snapshot(prefix=f"{cfg.base}/state/")
+    assert states, "no state/<path> messages"
+    for msg in states:
+        env = msg.json()
+        sensor = seq_sensor if env["source"] == seq_sensor["name"] else plain
+        assert msg.topic == cfg.topic("state", sensor["name"]), msg.topic
+        check_reading_envelope(env, cfg.gateway_id, sensor)
+        if env["id"] in ids:
+            assert ids[env["id"]] == env, f"state differs from its event: {env}"
+        else:  # its event may still be on the way; never a seq beyond the events'
+            assert env["seq"] > max(ids.values(), key=lambda e: e["seq"])["seq"], env
+
 
 def test_state_is_retained_for_late_joiners(make_config, start_gateway, subscribe):
     sensor = sequence_sensor("tank.level", values=[10, 20, 30, 40], interval="200ms", unit="cm")
