@@ -72,11 +72,12 @@ std::optional<bool> Debouncer::edge(MonoTime now, bool level) {
         return level;
     }
     deadline_ = now + window_;
+    armed_ = true;
     return std::nullopt;
 }
 
 std::optional<bool> Debouncer::settle(bool level) {
-    deadline_.reset();
+    armed_ = false;
     if (level == reported_) return std::nullopt;
     reported_ = level;
     return level;

@@ -25,20 +25,25 @@ class Debouncer {
     explicit Debouncer(std::chrono::nanoseconds window) : window_(window) {}
     void reset(bool level) {
         reported_ = level;
-        deadline_.reset();
+        armed_ = false;
     }
     // An edge to `level` at `now`: with no window, the level to report (if
     // it changed); with one, nothing yet.
     std::optional<bool> edge(MonoTime now, bool level);
     // When the quiet period ends, if one is running.
-    std::optional<MonoTime> deadline() const { return deadline_; }
+    std::optional<MonoTime> deadline() const {
+        return armed_ ? std::optional<MonoTime>(deadline_) : std::nullopt;
+    }
     // Called once the deadline passed, with the line's level now.
     std::optional<bool> settle(bool level);
 
   private:
     std::chrono::nanoseconds window_;
     bool reported_ = false;
-    std::optional<MonoTime> deadline_;
+    // A flag and a plain time point rather than std::optional: GCC 12 at -O2
+    // reports a false -Wmaybe-uninitialized on the optional's comparison.
+    bool armed_ = false;
+    MonoTime deadline_{};
 };
 
 class GpioDriver final : public Driver {
