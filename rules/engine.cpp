@@ -381,6 +381,11 @@ EngineState Engine::export_state(MonoTime mono) const {
         if (st.has_last_firing) r.since_last_firing = ns_to_ms(now - st.last_firing);
         s.rules.push_back(std::move(r));
     }
+    for (std::size_t i = 0; i < sensors_.size(); ++i) {
+        if (!sensors_[i].has_value) continue;
+        s.sensors.push_back(
+            SensorRecord{sensor_names_[i], sensors_[i].value, ns_to_ms(now - sensors_[i].last_ns)});
+    }
     return s;
 }
 
@@ -388,6 +393,13 @@ std::vector<Transition> Engine::import_state(const EngineState& state, MonoTime 
                                              WallTime wall) {
     const std::int64_t now = advance(mono);
     std::vector<Transition> out;
+    for (const SensorRecord& rec : state.sensors) {
+        SensorData& d = sensors_[slot_for(rec.name)];
+        if (d.has_value) continue;  // a reading of this run is newer
+        d.has_value = true;
+        d.value = rec.value;
+        d.last_ns = now - ms_to_ns(rec.age);
+    }
     const auto& rules = set_->rules();
     for (const RuleStateRecord& rec : state.rules) {
         std::size_t i = 0;
@@ -430,9 +442,24 @@ std::string state_to_json(const EngineState& s) {
         if (r.since_last_firing) j["since_last_firing_ms"] = r.since_last_firing->count();
         rules.push_back(std::move(j));
     }
+    nlohmann::json sensors = nlohmann::json::array();
+    for (const SensorRecord& r : s.sensors) {
+        nlohmann::json j;
+        j["name"] = r.name;
+        if (const double* d = std::get_if<double>(&r.value)) {
+            j["value"] = *d;
+        } else if (const bool* b = std::get_if<bool>(&r.value)) {
+            j["value"] = *b;
+        } else {
+            j["value"] = std::get<std::string>(r.value);
+        }
+        j["age_ms"] = r.age.count();
+        sensors.push_back(std::move(j));
+    }
     nlohmann::json root;
     root["version"] = 1;
     root["rules"] = std::move(rules);
+    root["sensors"] = std::move(sensors);
     return root.dump() + "\n";
 }
 
@@ -480,6 +507,30 @@ std::optional<EngineState> state_from_json(std::string_view text, std::string* w
         r.since_last_firing = duration("since_last_firing_ms");
         if (r.state == RuleState::Pending && !r.pending_for) r.pending_for = milliseconds(0);
         s.rules.push_back(std::move(r));
+    }
+    if (root.contains("sensors") && root["sensors"].is_array()) {
+        for (const nlohmann::json& j : root["sensors"]) {
+            if (!j.is_object() || !j.contains("name") || !j["name"].is_string() ||
+                !j.contains("value")) {
+                return fail("a sensor entry lacks its name or value");
+            }
+            SensorRecord r;
+            r.name = j["name"].get<std::string>();
+            const nlohmann::json& v = j["value"];
+            if (v.is_number()) {
+                r.value = v.get<double>();
+            } else if (v.is_boolean()) {
+                r.value = v.get<bool>();
+            } else if (v.is_string()) {
+                r.value = v.get<std::string>();
+            } else {
+                return fail("sensor '" + r.name + "' has a value of an unknown type");
+            }
+            if (j.contains("age_ms") && j["age_ms"].is_number_integer()) {
+                r.age = milliseconds(std::max<std::int64_t>(0, j["age_ms"].get<std::int64_t>()));
+            }
+            s.sensors.push_back(std::move(r));
+        }
     }
     return s;
 }

@@ -91,8 +91,18 @@ struct RuleStateRecord {
     std::optional<std::chrono::milliseconds> since_last_firing;  // now - last firing
 };
 
+// A sensor's latest reading, so that conditions read the same after a restart
+// as before it (a pending rule is not sent back to idle by a sensor that only
+// looks missing because the process restarted). Windows are not kept.
+struct SensorRecord {
+    std::string name;
+    Value value;
+    std::chrono::milliseconds age{0};  // now - the reading's time
+};
+
 struct EngineState {
     std::vector<RuleStateRecord> rules;
+    std::vector<SensorRecord> sensors;
 };
 
 // Small JSON text for data_dir (the daemon writes it atomically).
@@ -131,8 +141,9 @@ class Engine {
                                           WallTime wall);
 
     EngineState export_state(MonoTime now) const;
-    // Restores state exported by an earlier engine (another process). Rules
-    // are matched by name and definition; a firing rule that is gone or
+    // Restores state exported by an earlier engine (another process): sensor
+    // values this engine has not seen a reading of yet, and rule states,
+    // matched by name and definition; a firing rule that is gone or
     // changed yields a `cleared` transition (with the current rule's on_clear
     // when the name still exists, else no actions); firing rules resume
     // without a new `fired`.

@@ -47,7 +47,7 @@ std::vector<RuleSource> read_rule_sources(const std::vector<std::string>& paths,
         const fs::file_status st = fs::status(p, ec);
         if (ec || !fs::exists(st)) {
             diagnostics.error(SourcePos{p, 0, 0},
-                              "cannot read: " + (ec ? ec.message() : std::string("not found")));
+                              "cannot read: " + (ec ? ec.message() : std::generic_category().message(ENOENT)));
             continue;
         }
         if (!fs::is_directory(st)) {

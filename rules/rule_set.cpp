@@ -173,7 +173,7 @@ std::vector<Entry> RuleSetBuilder::entries(const YAML::Node& map,
         const std::string name = k.Scalar();
         if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
             std::string msg = "unknown " + what + " '" + name + "'" + where;
-            const std::string near = closest_match(name, allowed);
+            const std::string near = suggest(name, allowed);
             if (!near.empty()) {
                 msg += " (did you mean '" + near + "'?)";
             } else {
@@ -474,8 +474,7 @@ void RuleSetBuilder::rule(const YAML::Node& node) {
                 r.severity = RuleSeverity::Critical;
             } else {
                 std::string msg = "severity: unknown severity '" + *s + "'";
-                std::string near = closest_match(*s, kSeverities);
-                if (near.empty()) near = closest_match(lower(*s), kSeverities);
+                const std::string near = suggest(*s, kSeverities);
                 msg += near.empty() ? " (expected info, warning or critical)"
                                     : " (did you mean '" + near + "'?)";
                 error(value_pos(*e), msg);
@@ -623,7 +622,7 @@ std::optional<ActionSpec> RuleSetBuilder::output(const Entry& e, const std::stri
                 const auto& known = *options_.outputs;
                 if (std::find(known.begin(), known.end(), *name) == known.end()) {
                     std::string msg = "unknown output '" + *name + "'";
-                    const std::string near = closest_match(*name, known);
+                    const std::string near = suggest(*name, known);
                     if (!near.empty()) msg += " (did you mean '" + near + "'?)";
                     error(value_pos(*n), msg);
                     ok = false;

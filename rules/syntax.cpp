@@ -181,7 +181,6 @@ class Lexer {
         while (i_ < text_.size() && is_digit(text_[i_])) ++i_;
         if (i_ < text_.size() && text_[i_] == '.') {
             if (i_ + 1 >= text_.size() || !is_digit(text_[i_ + 1])) {
-                ++i_;
                 return fail(error, "expected digits after the '.' of a number");
             }
             decimal = true;

@@ -197,7 +197,27 @@ std::string SourceText::raw_value_after_key(const YAML::Node& key) const {
     ++pos;
     std::size_t end = text_.find('\n', pos);
     if (end == std::string_view::npos) end = text_.size();
-    return trim(without_comment(text_.substr(pos, end - pos)));
+    std::string raw = trim(without_comment(text_.substr(pos, end - pos)));
+    if (!raw.empty() && (raw.front() == '{' || raw.front() == '[')) {
+        // Inside a flow map the line goes on after the value: keep the
+        // balanced bracket span only.
+        int depth = 0;
+        char quote = 0;
+        for (std::size_t i = 0; i < raw.size(); ++i) {
+            const char c = raw[i];
+            if (quote) {
+                if (c == quote) quote = 0;
+            } else if (c == '"' || c == '\'') {
+                quote = c;
+            } else if (c == '{' || c == '[') {
+                ++depth;
+            } else if ((c == '}' || c == ']') && --depth == 0) {
+                raw.resize(i + 1);
+                break;
+            }
+        }
+    }
+    return raw;
 }
 
 bool starts_yaml_symptom(std::string_view raw) {
