@@ -28,6 +28,11 @@ std::int64_t ms_to_ns(milliseconds d) {
     return std::chrono::duration_cast<nanoseconds>(d).count();
 }
 
+// Imported durations come from a file: keep them where arithmetic is safe.
+std::int64_t bounded_ns(milliseconds d) {
+    return ms_to_ns(milliseconds(std::clamp<std::int64_t>(d.count(), 0, kMaxRuleDurationMs)));
+}
+
 milliseconds ns_to_ms(std::int64_t ns) {
     return std::chrono::duration_cast<milliseconds>(nanoseconds(ns));
 }
@@ -95,7 +100,8 @@ Engine::Engine(std::shared_ptr<const RuleSet> rules, EngineOptions options)
         sensor_names_.push_back(name);
     }
     sensors_.resize(sensor_names_.size());
-    for (const WindowSpec& w : set_->windows()) windows_.emplace_back(w.length_ns, w.extremes);
+    for (const WindowSpec& w : set_->windows())
+        windows_.emplace_back(w.length_ns, w.extremes);
     states_.resize(set_->rules().size());
     build_indices();
 }
@@ -163,7 +169,8 @@ void Engine::on_reading(const Reading& r, std::vector<Transition>& out) {
             windows_[w].add(now, numeric ? *num : 0.0, numeric);
         }
     }
-    for (std::uint32_t i : rules_by_sensor_[slot]) evaluate(i, now, r.ts, out);
+    for (std::uint32_t i : rules_by_sensor_[slot])
+        evaluate(i, now, r.ts, out);
 }
 
 std::vector<Transition> Engine::on_tick(MonoTime mono, WallTime wall) {
@@ -271,7 +278,8 @@ Transition Engine::make_transition(const Rule& rule, TransitionKind kind, std::i
         } else if (const auto* x = std::get_if<ExecSpec>(&spec)) {
             ExecAction a;
             a.timeout = x->timeout;
-            for (const Template& arg : x->argv) a.argv.push_back(render(arg, env));
+            for (const Template& arg : x->argv)
+                a.argv.push_back(render(arg, env));
             t.actions.emplace_back(std::move(a));
         } else if (const auto* l = std::get_if<LogSpec>(&spec)) {
             t.actions.emplace_back(LogAction{render(l->message, env)});
@@ -318,8 +326,10 @@ std::vector<Transition> Engine::replace_rules(std::shared_ptr<const RuleSet> rul
         const auto it = sensor_index_.find(name);
         sensors.push_back(it != sensor_index_.end() ? sensors_[it->second] : SensorData{});
     };
-    for (const std::string& name : rules->sensors()) add_sensor(name);
-    for (const std::string& name : sensor_names_) add_sensor(name);
+    for (const std::string& name : rules->sensors())
+        add_sensor(name);
+    for (const std::string& name : sensor_names_)
+        add_sensor(name);
 
     // Windows still in use keep their readings.
     std::map<std::pair<std::string, std::int64_t>, std::size_t> old_windows;
@@ -398,12 +408,13 @@ std::vector<Transition> Engine::import_state(const EngineState& state, MonoTime 
         if (d.has_value) continue;  // a reading of this run is newer
         d.has_value = true;
         d.value = rec.value;
-        d.last_ns = now - ms_to_ns(rec.age);
+        d.last_ns = now - bounded_ns(rec.age);
     }
     const auto& rules = set_->rules();
     for (const RuleStateRecord& rec : state.rules) {
         std::size_t i = 0;
-        while (i < rules.size() && rules[i].name != rec.name) ++i;
+        while (i < rules.size() && rules[i].name != rec.name)
+            ++i;
         const bool found = i < rules.size();
         if (!found || rules[i].definition != rec.definition) {
             if (rec.state != RuleState::Firing) continue;
@@ -422,9 +433,9 @@ std::vector<Transition> Engine::import_state(const EngineState& state, MonoTime 
         }
         Runtime& st = states_[i];
         st.state = rec.state;
-        st.since = now - (rec.pending_for ? ms_to_ns(*rec.pending_for) : 0);
+        st.since = now - (rec.pending_for ? bounded_ns(*rec.pending_for) : 0);
         st.has_last_firing = rec.since_last_firing.has_value();
-        st.last_firing = st.has_last_firing ? now - ms_to_ns(*rec.since_last_firing) : 0;
+        st.last_firing = st.has_last_firing ? now - bounded_ns(*rec.since_last_firing) : 0;
     }
     ++generation_;
     return out;
@@ -460,7 +471,9 @@ std::string state_to_json(const EngineState& s) {
     root["version"] = 1;
     root["rules"] = std::move(rules);
     root["sensors"] = std::move(sensors);
-    return root.dump() + "\n";
+    // Sensor strings may hold any bytes: invalid UTF-8 becomes U+FFFD rather
+    // than an exception.
+    return root.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 std::optional<EngineState> state_from_json(std::string_view text, std::string* why) {
@@ -501,7 +514,8 @@ std::optional<EngineState> state_from_json(std::string_view text, std::string* w
                                          : RuleSeverity::Warning;
         auto duration = [&](const char* key) -> std::optional<milliseconds> {
             if (!j.contains(key) || !j[key].is_number_integer()) return std::nullopt;
-            return milliseconds(std::max<std::int64_t>(0, j[key].get<std::int64_t>()));
+            return milliseconds(
+                std::clamp<std::int64_t>(j[key].get<std::int64_t>(), 0, kMaxRuleDurationMs));
         };
         r.pending_for = duration("pending_ms");
         r.since_last_firing = duration("since_last_firing_ms");
@@ -527,7 +541,8 @@ std::optional<EngineState> state_from_json(std::string_view text, std::string* w
                 return fail("sensor '" + r.name + "' has a value of an unknown type");
             }
             if (j.contains("age_ms") && j["age_ms"].is_number_integer()) {
-                r.age = milliseconds(std::max<std::int64_t>(0, j["age_ms"].get<std::int64_t>()));
+                r.age = milliseconds(std::clamp<std::int64_t>(j["age_ms"].get<std::int64_t>(), 0,
+                                                              kMaxRuleDurationMs));
             }
             s.sensors.push_back(std::move(r));
         }

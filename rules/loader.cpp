@@ -46,8 +46,9 @@ std::vector<RuleSource> read_rule_sources(const std::vector<std::string>& paths,
         std::error_code ec;
         const fs::file_status st = fs::status(p, ec);
         if (ec || !fs::exists(st)) {
-            diagnostics.error(SourcePos{p, 0, 0},
-                              "cannot read: " + (ec ? ec.message() : std::generic_category().message(ENOENT)));
+            diagnostics.error(
+                SourcePos{p, 0, 0},
+                "cannot read: " + (ec ? ec.message() : std::generic_category().message(ENOENT)));
             continue;
         }
         if (!fs::is_directory(st)) {
@@ -89,7 +90,8 @@ CompileResult load_rules(const std::vector<std::string>& paths, const CheckOptio
     CompileResult result = compile_rules(std::move(sources), options);
     if (read_problems.items().empty()) return result;
     Diagnostics all = std::move(read_problems);
-    for (const SourceError& e : result.diagnostics.items()) all.add(e);
+    for (const SourceError& e : result.diagnostics.items())
+        all.add(e);
     result.diagnostics = std::move(all);
     if (result.diagnostics.has_errors()) result.rules.reset();
     return result;

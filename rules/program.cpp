@@ -49,7 +49,8 @@ const FuncInfo* find_function(std::string_view name) {
 
 std::vector<std::string> function_names() {
     std::vector<std::string> out;
-    for (const FuncInfo& f : kFunctions) out.emplace_back(f.name);
+    for (const FuncInfo& f : kFunctions)
+        out.emplace_back(f.name);
     return out;
 }
 
@@ -92,8 +93,7 @@ Code window_code(std::string_view f) {
 }
 
 bool is_window_function(std::string_view f) {
-    return f == "avg" || f == "sum" || f == "count" || f == "stddev" || f == "delta" ||
-           f == "rate";
+    return f == "avg" || f == "sum" || f == "count" || f == "stddev" || f == "delta" || f == "rate";
 }
 
 struct Compiled {
@@ -165,8 +165,8 @@ class Compiler {
             if (template_names_) {
                 error(n.offset, "'" + name + "' is a template name, not a sensor");
             } else {
-                error(n.offset, "'" + name +
-                                    "' is only available in templates (publish, exec, log)");
+                error(n.offset,
+                      "'" + name + "' is only available in templates (publish, exec, log)");
             }
             return std::nullopt;
         }
@@ -192,7 +192,8 @@ class Compiler {
             if (it == cat->end()) {
                 std::vector<std::string> names;
                 names.reserve(cat->size());
-                for (const auto& kv : *cat) names.push_back(kv.first);
+                for (const auto& kv : *cat)
+                    names.push_back(kv.first);
                 std::string msg = "unknown sensor '" + name + "'";
                 const std::string near = suggest(name, names);
                 if (!near.empty()) msg += " (did you mean '" + near + "'?)";
@@ -302,18 +303,21 @@ class Compiler {
     // The window length argument: a positive duration literal.
     std::optional<std::int64_t> window_length(const SyntaxNode& fn, const SyntaxNode& arg) {
         if (arg.kind != SyntaxNode::Kind::Number || !arg.duration) {
-            std::string msg = "the window of " + fn.text +
-                              " must be a duration literal such as 5m or 30s";
+            std::string msg =
+                "the window of " + fn.text + " must be a duration literal such as 5m or 30s";
             if (arg.kind == SyntaxNode::Kind::Number) msg += " (a bare number is not a duration)";
             error(arg.offset, msg);
             return std::nullopt;
         }
-        const auto ns = static_cast<std::int64_t>(std::llround(arg.number * 1e9));
-        if (ns <= 0) {
+        if (!(arg.number > 0)) {
             error(arg.offset, "the window of " + fn.text + " must be longer than 0");
             return std::nullopt;
         }
-        return ns;
+        if (arg.number * 1000 > static_cast<double>(kMaxRuleDurationMs)) {
+            error(arg.offset, "the window of " + fn.text + " must be at most 3650d");
+            return std::nullopt;
+        }
+        return static_cast<std::int64_t>(std::llround(arg.number * 1e9));
     }
 
     // First argument of a window function or age(): a sensor name.
@@ -356,10 +360,10 @@ class Compiler {
             return {0, Type::Any, false};
         }
         if (n.args.size() < f->min_args || n.args.size() > f->max_args) {
-            const std::string want = f->min_args == f->max_args
-                                         ? std::to_string(f->min_args)
-                                         : std::to_string(f->min_args) + " or " +
-                                               std::to_string(f->max_args);
+            const std::string want =
+                f->min_args == f->max_args
+                    ? std::to_string(f->min_args)
+                    : std::to_string(f->min_args) + " or " + std::to_string(f->max_args);
             error(n.offset, n.text + " takes " + want + " argument" +
                                 (f->max_args == 1 ? "" : "s") + ", got " +
                                 std::to_string(n.args.size()) + ": " + std::string(f->usage));
@@ -656,8 +660,8 @@ bool is_valid_sensor_name(std::string_view name) {
     std::size_t start = 0;
     for (;;) {
         const std::size_t dot = name.find('.', start);
-        const std::string_view seg =
-            name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+        const std::string_view seg = name.substr(
+            start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
         if (seg.empty() || seg.front() < 'a' || seg.front() > 'z') return false;
         for (char c : seg) {
             if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
@@ -673,7 +677,8 @@ std::string suggest(const std::string& word, const std::vector<std::string>& can
     for (const std::string& c : candidates) {
         if (c.size() != word.size() || c.size() < 2) continue;
         std::size_t first = 0;
-        while (first < c.size() && c[first] == word[first]) ++first;
+        while (first < c.size() && c[first] == word[first])
+            ++first;
         if (first + 1 < c.size() && c[first] == word[first + 1] && c[first + 1] == word[first] &&
             c.compare(first + 2, std::string::npos, word, first + 2, std::string::npos) == 0) {
             return c;
@@ -719,7 +724,8 @@ double round_half_away(double x, int digits) {
     if (!std::isfinite(x) || x == 0) return x;
     // Shortest decimal digits of |x| in scientific form: d.ddd e±XX.
     char buf[64];
-    const auto res = std::to_chars(buf, buf + sizeof buf, std::fabs(x), std::chars_format::scientific);
+    const auto res =
+        std::to_chars(buf, buf + sizeof buf, std::fabs(x), std::chars_format::scientific);
     if (res.ec != std::errc{}) return x;
     const std::string_view text(buf, static_cast<std::size_t>(res.ptr - buf));
     const std::size_t e_at = text.find('e');

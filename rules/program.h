@@ -20,6 +20,11 @@
 
 namespace tg::rules {
 
+// Longest duration a rule may use (windows, for, cooldown, output for, exec
+// timeout): ten years, so that nanosecond arithmetic on monotonic and epoch
+// times never overflows.
+inline constexpr std::int64_t kMaxRuleDurationMs = 3650LL * 86'400'000LL;
+
 // Sensor name -> type, from the configuration. Without one, any well-formed
 // sensor name is accepted and its type is only known at run time.
 using SensorCatalogue = std::map<std::string, ValueType>;
@@ -28,14 +33,14 @@ using SensorCatalogue = std::map<std::string, ValueType>;
 enum class Type : std::uint8_t { Any, Number, Boolean, String };
 
 enum class Code : std::uint8_t {
-    Number,    // number
-    Boolean,   // a = 0/1
-    String,    // a = index into strings
-    Sensor,    // a = sensor slot
-    Var,       // a = TemplateVar
-    Neg,       // a
-    Not,       // a
-    Add,       // a, b (binary ops alike)
+    Number,   // number
+    Boolean,  // a = 0/1
+    String,   // a = index into strings
+    Sensor,   // a = sensor slot
+    Var,      // a = TemplateVar
+    Neg,      // a
+    Not,      // a
+    Add,      // a, b (binary ops alike)
     Sub,
     Mul,
     Div,
@@ -48,7 +53,7 @@ enum class Code : std::uint8_t {
     Ne,
     And,
     Or,
-    WinAvg,    // a = window id (window functions alike)
+    WinAvg,  // a = window id (window functions alike)
     WinMin,
     WinMax,
     WinSum,
@@ -56,12 +61,12 @@ enum class Code : std::uint8_t {
     WinStddev,
     WinDelta,
     WinRate,
-    Age,       // a = sensor slot
-    Abs,       // a
-    Round,     // a, b (b = 0 literal when omitted)
-    Min,       // a, b
-    Max,       // a, b
-    Between,   // a, b, c
+    Age,      // a = sensor slot
+    Abs,      // a
+    Round,    // a, b (b = 0 literal when omitted)
+    Min,      // a, b
+    Max,      // a, b
+    Between,  // a, b, c
 };
 
 enum class TemplateVar : std::uint32_t { Rule, Gateway, Severity, Ts };
@@ -77,7 +82,7 @@ struct Program {
     std::vector<std::string> strings;
     std::uint32_t root = 0;
     Type type = Type::Any;
-    std::string canonical;              // see canonical() in syntax.h
+    std::string canonical;               // see canonical() in syntax.h
     std::vector<std::uint32_t> sensors;  // slots named anywhere, first appearance, unique
     bool uses_time = false;              // age() or a window function
 };

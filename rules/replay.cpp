@@ -34,14 +34,15 @@ std::optional<WallTime> parse_rfc3339(std::string_view s) {
     using namespace std::chrono;
     int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
     if (!digits(s, 0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, mo) ||
-        s[7] != '-' || !digits(s, 8, 2, d) ||
-        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(s, 11, 2, h) || s[13] != ':' ||
-        !digits(s, 14, 2, mi) || s[16] != ':' || !digits(s, 17, 2, sec)) {
+        s[7] != '-' || !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        !digits(s, 11, 2, h) || s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' ||
+        !digits(s, 17, 2, sec)) {
         return std::nullopt;
     }
     const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)},
                              day{static_cast<unsigned>(d)}};
-    if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+    // Nanoseconds since 1970 in 64 bits reach 1677..2262; stay well inside.
+    if (!ymd.ok() || y < 1900 || y > 2200 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
     std::size_t i = 19;
     long long frac_ns = 0;
     if (i < s.size() && s[i] == '.') {
@@ -102,7 +103,8 @@ void Replayer::reading(WallTime ts, const std::string& sensor, Value value) {
         move_clock_to(next_tick_);
         transitions_.clear();
         engine_->on_tick(clock_->monotonic(), clock_->wall(), transitions_);
-        for (const Transition& t : transitions_) out_ << transition_json(t) << '\n';
+        for (const Transition& t : transitions_)
+            out_ << transition_json(t) << '\n';
         next_tick_ += tick_;
     }
     move_clock_to(ts);
@@ -113,7 +115,8 @@ void Replayer::reading(WallTime ts, const std::string& sensor, Value value) {
     r.mono = clock_->monotonic();
     transitions_.clear();
     engine_->on_reading(r, transitions_);
-    for (const Transition& t : transitions_) out_ << transition_json(t) << '\n';
+    for (const Transition& t : transitions_)
+        out_ << transition_json(t) << '\n';
 }
 
 void Replayer::finish() {
@@ -123,7 +126,8 @@ void Replayer::finish() {
         move_clock_to(next_tick_);
         transitions_.clear();
         engine_->on_tick(clock_->monotonic(), clock_->wall(), transitions_);
-        for (const Transition& t : transitions_) out_ << transition_json(t) << '\n';
+        for (const Transition& t : transitions_)
+            out_ << transition_json(t) << '\n';
         next_tick_ += tick_;
     }
     out_.flush();

@@ -4,10 +4,12 @@
 // (sensor, window length) one shared window.
 #include "rules/rule_set.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <map>
+#include <sstream>
 
 #include "core/units.h"
 #include "rules/yaml_text.h"
@@ -18,9 +20,9 @@ namespace {
 using std::chrono::milliseconds;
 
 const std::vector<std::string> kTopKeys{"rules"};
-const std::vector<std::string> kRuleKeys{"name",     "description", "when",    "for",
-                                         "clear_when", "cooldown",  "severity", "actions",
-                                         "on_clear"};
+const std::vector<std::string> kRuleKeys{"name",     "description", "when",
+                                         "for",      "clear_when",  "cooldown",
+                                         "severity", "actions",     "on_clear"};
 const std::vector<std::string> kActionKinds{"publish", "output", "exec", "log"};
 const std::vector<std::string> kPublishKeys{"topic", "payload", "qos", "retain"};
 const std::vector<std::string> kOutputKeys{"name", "value", "for"};
@@ -29,6 +31,29 @@ const std::vector<std::string> kSeverities{"info", "warning", "critical"};
 
 // yaml-cpp recurses once per nesting level; refuse absurd input before it.
 constexpr int kMaxYamlDepth = 64;
+
+// Counts documents (and notes where the second starts) without building them.
+class DocumentCounter final : public YAML::EventHandler {
+  public:
+    void OnDocumentStart(const YAML::Mark& mark) override {
+        if (count == 1) second = mark;
+        ++count;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+
+    int count = 0;
+    YAML::Mark second;
+};
 
 struct Entry {
     std::string key;
@@ -129,14 +154,12 @@ class RuleSetBuilder {
 
     // Values ----------------------------------------------------------------
     std::optional<std::string> text(const YAML::Node& value, const YAML::Node* key,
-                                    const std::string& label, const SourcePos& fallback,
-                                    bool hint);
+                                    const std::string& label, const SourcePos& fallback, bool hint);
     std::optional<std::string> plain_scalar(const Entry& e, const std::string& label);
     std::optional<Program> condition(const Entry& e);
     std::optional<Template> templ(const YAML::Node& value, const YAML::Node* key,
                                   const std::string& label, const SourcePos& fallback);
-    std::optional<milliseconds> duration(const Entry& e, const std::string& label,
-                                         bool allow_zero);
+    std::optional<milliseconds> duration(const Entry& e, const std::string& label, bool allow_zero);
     std::optional<bool> boolean(const Entry& e, const std::string& label);
 
     // Sections --------------------------------------------------------------
@@ -194,8 +217,8 @@ std::vector<Entry> RuleSetBuilder::entries(const YAML::Node& map,
 }
 
 std::optional<std::string> RuleSetBuilder::text(const YAML::Node& value, const YAML::Node* key,
-                                                const std::string& label,
-                                                const SourcePos& fallback, bool hint) {
+                                                const std::string& label, const SourcePos& fallback,
+                                                bool hint) {
     const std::string key_name = key && key->IsScalar() ? key->Scalar() : std::string();
     const std::string raw = key ? src_->raw_value_after_key(*key) : std::string();
     const SourcePos at = src_->at_node(value, fallback);
@@ -268,8 +291,7 @@ std::optional<Program> RuleSetBuilder::condition(const Entry& e) {
 }
 
 std::optional<Template> RuleSetBuilder::templ(const YAML::Node& value, const YAML::Node* key,
-                                              const std::string& label,
-                                              const SourcePos& fallback) {
+                                              const std::string& label, const SourcePos& fallback) {
     const auto t = text(value, key, label, fallback, true);
     if (!t) return std::nullopt;
     Template out;
@@ -339,8 +361,8 @@ std::optional<Template> RuleSetBuilder::templ(const YAML::Node& value, const YAM
 std::optional<milliseconds> RuleSetBuilder::duration(const Entry& e, const std::string& label,
                                                      bool allow_zero) {
     if (!e.value.IsScalar()) {
-        error(value_pos(e), label + ": expected a duration (e.g. 30s, 2m, 1h30m), got " +
-                                describe(e.value));
+        error(value_pos(e),
+              label + ": expected a duration (e.g. 30s, 2m, 1h30m), got " + describe(e.value));
         return std::nullopt;
     }
     std::string why;
@@ -351,6 +373,10 @@ std::optional<milliseconds> RuleSetBuilder::duration(const Entry& e, const std::
     }
     if (!allow_zero && d->count() <= 0) {
         error(value_pos(e), label + ": must be longer than 0");
+        return std::nullopt;
+    }
+    if (d->count() > kMaxRuleDurationMs) {
+        error(value_pos(e), label + ": must be at most 3650d");
         return std::nullopt;
     }
     return d;
@@ -376,15 +402,46 @@ void RuleSetBuilder::file(const RuleSource& source) {
         ~Reset() { p = nullptr; }
     } reset{src_};
 
+    // YAML text has no C0 control characters but tab and line breaks, and
+    // yaml-cpp 0.7 loops forever on a NUL byte: refuse them up front.
+    for (std::size_t i = 0; i < body.size(); ++i) {
+        const auto c = static_cast<unsigned char>(body[i]);
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+            const char* hex = "0123456789abcdef";
+            error(src.at_byte(i), std::string("control character (byte 0x") + hex[c >> 4] +
+                                      hex[c & 0xF] + ") in a rule file; it must be UTF-8 text");
+            return;
+        }
+    }
     if (estimated_yaml_depth(body) > kMaxYamlDepth) {
-        error(SourcePos{source.path, 1, 1},
-              "the file is nested too deeply (more than " + std::to_string(kMaxYamlDepth) +
-                  " levels) to be a rule file");
+        error(SourcePos{source.path, 1, 1}, "the file is nested too deeply (more than " +
+                                                std::to_string(kMaxYamlDepth) +
+                                                " levels) to be a rule file");
         return;
     }
-    std::vector<YAML::Node> docs;
+    YAML::Node root;
     try {
-        docs = YAML::LoadAll(std::string(body));
+        // Documents are counted with a bounded event pass rather than
+        // YAML::LoadAll, which yaml-cpp 0.7 never returns from when a ','
+        // stands outside any flow collection (it yields empty documents
+        // forever without consuming it).
+        DocumentCounter counter;
+        {
+            std::istringstream in{std::string(body)};
+            YAML::Parser parser(in);
+            while (counter.count < 2 && parser.HandleNextDocument(counter)) {
+            }
+        }
+        if (counter.count > 1) {
+            const SourcePos at = src.at_mark(counter.second);
+            const std::size_t byte = static_cast<std::size_t>(std::max(counter.second.pos, 0));
+            if (byte < body.size() && body[byte] == ',') {
+                error(at, "unexpected ',' outside a flow collection ([…] or {…})");
+                return;
+            }
+            error(at, "a rule file holds one YAML document; found a second one here");
+        }
+        root = YAML::Load(std::string(body));
     } catch (const YAML::Exception& e) {
         std::string msg = e.msg;
         const std::string hint = syntax_error_hint(src, e.mark);
@@ -392,12 +449,7 @@ void RuleSetBuilder::file(const RuleSource& source) {
         error(src.at_mark(e.mark), msg);
         return;
     }
-    if (docs.size() > 1) {
-        error(src.at_node(docs[1], SourcePos{source.path, 1, 1}),
-              "a rule file holds one YAML document; found a second one here");
-    }
-    if (docs.empty() || docs.front().IsNull()) return;  // an empty file has no rules
-    const YAML::Node root = docs.front();
+    if (root.IsNull()) return;  // an empty file has no rules
     if (!root.IsMap()) {
         error(src.at_node(root, SourcePos{source.path, 1, 1}),
               "expected a map with a 'rules:' list, got " + describe(root));
@@ -406,11 +458,12 @@ void RuleSetBuilder::file(const RuleSource& source) {
     for (const Entry& e : entries(root, kTopKeys, "key", "")) {
         if (e.value.IsNull()) continue;
         if (!e.value.IsSequence()) {
-            error(value_pos(e), "rules: expected a list of rules (- name: …), got " +
-                                    describe(e.value));
+            error(value_pos(e),
+                  "rules: expected a list of rules (- name: …), got " + describe(e.value));
             continue;
         }
-        for (const YAML::Node& item : e.value) rule(item);
+        for (const YAML::Node& item : e.value)
+            rule(item);
     }
 }
 
@@ -515,8 +568,9 @@ void RuleSetBuilder::actions(const Entry& e, const std::string& label,
     for (const YAML::Node& item : e.value) {
         const SourcePos item_pos = src_->at_node(item, key_pos(e));
         if (!item.IsMap()) {
-            error(item_pos, label + ": an action is a map with one of publish, output, exec, "
-                                    "log; got " +
+            error(item_pos, label +
+                                ": an action is a map with one of publish, output, exec, "
+                                "log; got " +
                                 describe(item));
             continue;
         }
@@ -526,8 +580,9 @@ void RuleSetBuilder::actions(const Entry& e, const std::string& label,
             continue;
         }
         if (kinds.size() > 1) {
-            error(key_pos(kinds[1]), label + ": an action has exactly one of publish, output, "
-                                             "exec, log; start a new list item for '" +
+            error(key_pos(kinds[1]), label +
+                                         ": an action has exactly one of publish, output, "
+                                         "exec, log; start a new list item for '" +
                                          kinds[1].key + "' (- " + kinds[1].key + ": …)");
             continue;
         }
@@ -546,8 +601,8 @@ std::optional<ActionSpec> RuleSetBuilder::action(const Entry& e, const std::stri
 
 std::optional<ActionSpec> RuleSetBuilder::publish(const Entry& e, const std::string& label) {
     if (!e.value.IsMap()) {
-        error(value_pos(e), label + ": publish: expected a map with topic and payload, got " +
-                                describe(e.value));
+        error(value_pos(e),
+              label + ": publish: expected a map with topic and payload, got " + describe(e.value));
         return std::nullopt;
     }
     const std::vector<Entry> es = entries(e.value, kPublishKeys, "key", " in publish");
@@ -564,8 +619,9 @@ std::optional<ActionSpec> RuleSetBuilder::publish(const Entry& e, const std::str
                 }
                 if (!part.text.empty()) has_text = true;
                 if (part.text.find_first_of("+#") != std::string::npos) {
-                    error(value_pos(*t), "topic: a publish topic must not contain the MQTT "
-                                         "wildcards '+' or '#'");
+                    error(value_pos(*t),
+                          "topic: a publish topic must not contain the MQTT "
+                          "wildcards '+' or '#'");
                     ok = false;
                 }
             }
@@ -609,8 +665,8 @@ std::optional<ActionSpec> RuleSetBuilder::publish(const Entry& e, const std::str
 
 std::optional<ActionSpec> RuleSetBuilder::output(const Entry& e, const std::string& label) {
     if (!e.value.IsMap()) {
-        error(value_pos(e), label + ": output: expected a map with name and value, got " +
-                                describe(e.value));
+        error(value_pos(e),
+              label + ": output: expected a map with name and value, got " + describe(e.value));
         return std::nullopt;
     }
     const std::vector<Entry> es = entries(e.value, kOutputKeys, "key", " in output");
@@ -628,7 +684,8 @@ std::optional<ActionSpec> RuleSetBuilder::output(const Entry& e, const std::stri
                     ok = false;
                 }
             } else if (!valid_output_name(*name)) {
-                error(value_pos(*n), "'" + *name + "' is not a valid output name ([a-z][a-z0-9_]*)");
+                error(value_pos(*n),
+                      "'" + *name + "' is not a valid output name ([a-z][a-z0-9_]*)");
                 ok = false;
             }
             o.name = *name;
@@ -646,8 +703,8 @@ std::optional<ActionSpec> RuleSetBuilder::output(const Entry& e, const std::stri
         } else if (s == "off" || s == "false") {
             o.on = false;
         } else {
-            error(value_pos(*v), "value: expected on, off, true or false, got " +
-                                     describe(v->value));
+            error(value_pos(*v),
+                  "value: expected on, off, true or false, got " + describe(v->value));
             ok = false;
         }
     } else {
@@ -731,13 +788,13 @@ CompileResult RuleSetBuilder::finish() {
 CompileResult compile_rules(std::vector<RuleSource> sources, const CheckOptions& options) {
     std::stable_sort(sources.begin(), sources.end(),
                      [](const RuleSource& a, const RuleSource& b) { return a.path < b.path; });
-    sources.erase(std::unique(sources.begin(), sources.end(),
-                              [](const RuleSource& a, const RuleSource& b) {
-                                  return a.path == b.path;
-                              }),
-                  sources.end());
+    sources.erase(
+        std::unique(sources.begin(), sources.end(),
+                    [](const RuleSource& a, const RuleSource& b) { return a.path == b.path; }),
+        sources.end());
     RuleSetBuilder b(options);
-    for (const RuleSource& s : sources) b.file(s);
+    for (const RuleSource& s : sources)
+        b.file(s);
     return b.finish();
 }
 

@@ -169,8 +169,8 @@ class Lexer {
     }
 
     void skip_space() {
-        while (i_ < text_.size() && (text_[i_] == ' ' || text_[i_] == '\t' || text_[i_] == '\n' ||
-                                     text_[i_] == '\r')) {
+        while (i_ < text_.size() &&
+               (text_[i_] == ' ' || text_[i_] == '\t' || text_[i_] == '\n' || text_[i_] == '\r')) {
             ++i_;
         }
     }
@@ -178,14 +178,16 @@ class Lexer {
     bool number(Token& t, SyntaxError& error) {
         const std::size_t start = i_;
         bool decimal = false;
-        while (i_ < text_.size() && is_digit(text_[i_])) ++i_;
+        while (i_ < text_.size() && is_digit(text_[i_]))
+            ++i_;
         if (i_ < text_.size() && text_[i_] == '.') {
             if (i_ + 1 >= text_.size() || !is_digit(text_[i_ + 1])) {
                 return fail(error, "expected digits after the '.' of a number");
             }
             decimal = true;
             ++i_;
-            while (i_ < text_.size() && is_digit(text_[i_])) ++i_;
+            while (i_ < text_.size() && is_digit(text_[i_]))
+                ++i_;
         }
         if (i_ < text_.size() && (text_[i_] == 'e' || text_[i_] == 'E')) {
             std::size_t j = i_ + 1;
@@ -193,12 +195,14 @@ class Lexer {
             if (j < text_.size() && is_digit(text_[j])) {
                 decimal = true;
                 i_ = j;
-                while (i_ < text_.size() && is_digit(text_[i_])) ++i_;
+                while (i_ < text_.size() && is_digit(text_[i_]))
+                    ++i_;
             }
         }
         if (i_ < text_.size() && is_alnum(text_[i_])) {
             // A duration literal: digits and unit letters, e.g. 5m, 1m30s, 250ms.
-            while (i_ < text_.size() && is_alnum(text_[i_])) ++i_;
+            while (i_ < text_.size() && is_alnum(text_[i_]))
+                ++i_;
             const std::string_view spelled = text_.substr(start, i_ - start);
             if (decimal) {
                 i_ = start;
@@ -233,15 +237,17 @@ class Lexer {
     bool name(Token& t, SyntaxError& error) {
         const std::size_t start = i_;
         for (;;) {
-            while (i_ < text_.size() && is_name_char(text_[i_])) ++i_;
+            while (i_ < text_.size() && is_name_char(text_[i_]))
+                ++i_;
             if (i_ < text_.size() && text_[i_] == '.') {
                 if (i_ + 1 < text_.size() && is_name_start(text_[i_ + 1])) {
                     ++i_;
                     continue;
                 }
                 ++i_;
-                return fail(error, "expected a name after '.' (sensor names are like "
-                                   "greenhouse.temp)");
+                return fail(error,
+                            "expected a name after '.' (sensor names are like "
+                            "greenhouse.temp)");
             }
             break;
         }
@@ -351,8 +357,9 @@ class Lexer {
                 default: {
                     const auto u = static_cast<unsigned char>(e);
                     std::string shown = (u >= 0x20 && u < 0x7F) ? std::string(1, e) : "?";
-                    return fail(error, "unknown escape '\\" + shown +
-                                           "' in string (use \\\", \\\\, \\n, \\t, \\r or \\uXXXX)");
+                    return fail(error,
+                                "unknown escape '\\" + shown +
+                                    "' in string (use \\\", \\\\, \\n, \\t, \\r or \\uXXXX)");
                 }
             }
             i_ += 2;
@@ -524,8 +531,8 @@ class Parser {
                 NodePtr inner = expression(0, depth + 1);
                 if (!inner) return nullptr;
                 if (tok_.kind != Tok::RParen) {
-                    return fail(tok_.offset, "expected ')' to close the '(', found " +
-                                                 describe(tok_));
+                    return fail(tok_.offset,
+                                "expected ')' to close the '(', found " + describe(tok_));
                 }
                 return advance() ? std::move(inner) : nullptr;
             }
@@ -571,12 +578,71 @@ class Parser {
     Token tok_;
 };
 
+// Length of the valid UTF-8 sequence starting at s[i], or 0.
+std::size_t utf8_length(std::string_view s, std::size_t i) {
+    const auto b0 = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    std::uint32_t min = 0;
+    if (b0 < 0x80) return 1;
+    if ((b0 & 0xE0) == 0xC0) {
+        n = 2;
+        min = 0x80;
+    } else if ((b0 & 0xF0) == 0xE0) {
+        n = 3;
+        min = 0x800;
+    } else if ((b0 & 0xF8) == 0xF0) {
+        n = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (i + n > s.size()) return 0;
+    std::uint32_t cp = b0 & (0x7F >> n);
+    for (std::size_t k = 1; k < n; ++k) {
+        const auto b = static_cast<unsigned char>(s[i + k]);
+        if ((b & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return n;
+}
+
+// A string literal in the canonical form, which state files store as JSON and
+// so must be UTF-8: bytes that are not are written \xHH, which JSON escaping
+// (always doubling a backslash) never produces.
+void print_string(std::string& out, std::string_view s) {
+    out += '"';
+    std::size_t run = 0;
+    auto flush = [&](std::size_t end) {
+        if (end == run) return;
+        std::string escaped;
+        append_json_string(escaped, s.substr(run, end - run));
+        out.append(escaped, 1, escaped.size() - 2);  // without its quotes
+    };
+    for (std::size_t i = 0; i < s.size();) {
+        const std::size_t n = utf8_length(s, i);
+        if (n > 0) {
+            i += n;
+            continue;
+        }
+        flush(i);
+        const char* hex = "0123456789abcdef";
+        const auto b = static_cast<unsigned char>(s[i]);
+        out += "\\x";
+        out += hex[b >> 4];
+        out += hex[b & 0xF];
+        run = ++i;
+    }
+    flush(s.size());
+    out += '"';
+}
+
 void print(const SyntaxNode& n, std::string& out) {
     switch (n.kind) {
         case SyntaxNode::Kind::Number:
             if (n.duration) {
-                out += format_duration(
-                    std::chrono::milliseconds(static_cast<long long>(std::llround(n.number * 1000))));
+                out += format_duration(std::chrono::milliseconds(
+                    static_cast<long long>(std::llround(n.number * 1000))));
             } else {
                 out += format_number(n.number);
             }
@@ -585,7 +651,7 @@ void print(const SyntaxNode& n, std::string& out) {
             out += n.boolean ? "true" : "false";
             return;
         case SyntaxNode::Kind::String:
-            append_json_string(out, n.text);
+            print_string(out, n.text);
             return;
         case SyntaxNode::Kind::Name:
             out += n.text;

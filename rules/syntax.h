@@ -39,12 +39,12 @@ struct SyntaxNode {
     // Where the node is reported: a literal's or name's first byte, an
     // operator's own position for unary and binary nodes, a call's name.
     std::size_t offset = 0;
-    double number = 0;         // Number (durations already converted to seconds)
-    bool duration = false;     // Number written as a duration literal (5m, 1m30s)
-    bool boolean = false;      // Boolean
-    std::string text;          // String value, Name, Call's function name, literal spelling
-    Op op = Op::Neg;           // Unary, Binary
-    int height = 1;            // levels of nodes below and including this one
+    double number = 0;      // Number (durations already converted to seconds)
+    bool duration = false;  // Number written as a duration literal (5m, 1m30s)
+    bool boolean = false;   // Boolean
+    std::string text;       // String value, Name, Call's function name, literal spelling
+    Op op = Op::Neg;        // Unary, Binary
+    int height = 1;         // levels of nodes below and including this one
     std::vector<std::unique_ptr<SyntaxNode>> args;  // operands or call arguments
 };
 

@@ -21,9 +21,11 @@ void Window::track_extremes() {
 }
 
 void Window::push_extremes(std::int64_t t, double v) {
-    while (!min_q_.empty() && min_q_.back().v >= v) min_q_.pop_back();
+    while (!min_q_.empty() && min_q_.back().v >= v)
+        min_q_.pop_back();
     min_q_.push_back(Point{t, v});
-    while (!max_q_.empty() && max_q_.back().v <= v) max_q_.pop_back();
+    while (!max_q_.empty() && max_q_.back().v <= v)
+        max_q_.pop_back();
     max_q_.push_back(Point{t, v});
 }
 
@@ -91,8 +93,10 @@ void Window::expire(std::int64_t now_ns) {
     }
     if (evicted == 0) return;
     if (extremes_) {
-        while (!min_q_.empty() && min_q_.front().t <= cutoff) min_q_.pop_front();
-        while (!max_q_.empty() && max_q_.front().t <= cutoff) max_q_.pop_front();
+        while (!min_q_.empty() && min_q_.front().t <= cutoff)
+            min_q_.pop_front();
+        while (!max_q_.empty() && max_q_.front().t <= cutoff)
+            max_q_.pop_front();
     }
     evicted_since_rebuild_ += evicted;
     // Rebuild once everything present at the last rebuild has gone: the cost

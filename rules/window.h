@@ -46,7 +46,8 @@ class Ring {
   private:
     void grow() {
         std::vector<T> bigger(buf_.empty() ? 8 : buf_.size() * 2);
-        for (std::size_t i = 0; i < size_; ++i) bigger[i] = (*this)[i];
+        for (std::size_t i = 0; i < size_; ++i)
+            bigger[i] = (*this)[i];
         buf_ = std::move(bigger);
         head_ = 0;
     }

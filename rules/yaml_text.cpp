@@ -15,8 +15,10 @@ bool is_blank(char c) {
 }
 
 std::string trim(std::string_view s) {
-    while (!s.empty() && (is_blank(s.back()) || s.back() == '\r')) s.remove_suffix(1);
-    while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+    while (!s.empty() && (is_blank(s.back()) || s.back() == '\r'))
+        s.remove_suffix(1);
+    while (!s.empty() && is_blank(s.front()))
+        s.remove_prefix(1);
     return std::string(s);
 }
 
@@ -45,7 +47,8 @@ constexpr std::array<std::string_view, 5> kExpressionKeys{
 
 std::string_view strip_bom(std::string_view text) {
     if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xEF &&
-        static_cast<unsigned char>(text[1]) == 0xBB && static_cast<unsigned char>(text[2]) == 0xBF) {
+        static_cast<unsigned char>(text[1]) == 0xBB &&
+        static_cast<unsigned char>(text[2]) == 0xBF) {
         text.remove_prefix(3);
     }
     return text;
@@ -92,8 +95,10 @@ std::size_t SourceText::scalar_start(const YAML::Node& scalar, char& style) cons
     auto pos = static_cast<std::size_t>(m.pos);
     // Skip a tag (!x) or an anchor (&x) written before the value.
     while (pos < text_.size() && (text_[pos] == '!' || text_[pos] == '&')) {
-        while (pos < text_.size() && !is_blank(text_[pos]) && text_[pos] != '\n') ++pos;
-        while (pos < text_.size() && is_blank(text_[pos])) ++pos;
+        while (pos < text_.size() && !is_blank(text_[pos]) && text_[pos] != '\n')
+            ++pos;
+        while (pos < text_.size() && is_blank(text_[pos]))
+            ++pos;
     }
     if (pos < text_.size()) {
         const char c = text_[pos];
@@ -113,12 +118,14 @@ SourcePos SourceText::in_scalar(const YAML::Node& scalar, std::size_t offset) co
     } else if (style == '|' || style == '>') {
         // Content starts on the next line, indented by the first non-blank
         // line's indentation.
-        while (ri < n && text_[ri] != '\n') ++ri;
+        while (ri < n && text_[ri] != '\n')
+            ++ri;
         if (ri < n) ++ri;
         std::size_t probe = ri;
         while (probe < n) {
             std::size_t k = probe;
-            while (k < n && text_[k] == ' ') ++k;
+            while (k < n && text_[k] == ' ')
+                ++k;
             if (k < n && text_[k] != '\n') {
                 indent = k - probe;
                 break;
@@ -146,11 +153,13 @@ SourcePos SourceText::in_scalar(const YAML::Node& scalar, std::size_t offset) co
             } else {
                 // Folding: a line break and the next line's indentation are
                 // one space (or one newline per blank line) in the value.
-                while (ri < n && (is_blank(text_[ri]) || text_[ri] == '\r')) ++ri;
+                while (ri < n && (is_blank(text_[ri]) || text_[ri] == '\r'))
+                    ++ri;
                 while (ri < n && text_[ri] == '\n') {
                     ++ri;
                     ++vi;
-                    while (ri < n && (is_blank(text_[ri]) || text_[ri] == '\r')) ++ri;
+                    while (ri < n && (is_blank(text_[ri]) || text_[ri] == '\r'))
+                        ++ri;
                 }
             }
             ++vi;
@@ -189,10 +198,12 @@ std::string SourceText::raw_value_after_key(const YAML::Node& key) const {
     if (text_[pos] == '"' || text_[pos] == '\'') {
         const char q = text_[pos];
         ++pos;
-        while (pos < text_.size() && text_[pos] != q && text_[pos] != '\n') ++pos;
+        while (pos < text_.size() && text_[pos] != q && text_[pos] != '\n')
+            ++pos;
         if (pos < text_.size()) ++pos;
     }
-    while (pos < text_.size() && text_[pos] != ':' && text_[pos] != '\n') ++pos;
+    while (pos < text_.size() && text_[pos] != ':' && text_[pos] != '\n')
+        ++pos;
     if (pos >= text_.size() || text_[pos] != ':') return {};
     ++pos;
     std::size_t end = text_.find('\n', pos);
@@ -270,8 +281,7 @@ std::string quote_hint(std::string_view key, std::string_view raw) {
         case '%':
         case '@':
         case '`':
-            why = std::string("YAML does not allow plain text to start with '") + raw.front() +
-                  "'";
+            why = std::string("YAML does not allow plain text to start with '") + raw.front() + "'";
             break;
         default:
             why = "YAML read this as a map because it contains ': '";
@@ -287,13 +297,16 @@ std::string syntax_error_hint(const SourceText& src, const YAML::Mark& mark) {
     if (mark.is_null() || mark.line < 0) return {};
     for (int l = mark.line; l >= 0 && l >= mark.line - 1; --l) {
         std::string_view s = src.line(l);
-        while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+        while (!s.empty() && is_blank(s.front()))
+            s.remove_prefix(1);
         while (s.size() >= 2 && s[0] == '-' && is_blank(s[1])) {
             s.remove_prefix(2);
-            while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+            while (!s.empty() && is_blank(s.front()))
+                s.remove_prefix(1);
         }
         std::size_t k = 0;
-        while (k < s.size() && (std::isalnum(static_cast<unsigned char>(s[k])) || s[k] == '_')) ++k;
+        while (k < s.size() && (std::isalnum(static_cast<unsigned char>(s[k])) || s[k] == '_'))
+            ++k;
         if (k == 0 || k + 1 >= s.size() || s[k] != ':' || !is_blank(s[k + 1])) continue;
         const std::string_view key = s.substr(0, k);
         if (std::find(kExpressionKeys.begin(), kExpressionKeys.end(), key) ==
@@ -335,7 +348,8 @@ int estimated_yaml_depth(std::string_view text) {
                 // Only a quote that can open a YAML quoted scalar hides brackets.
                 quote = c;
             } else if (c == '#' && (i == 0 || is_blank(text[i - 1]))) {
-                while (i < text.size() && text[i] != '\n') ++i;
+                while (i < text.size() && text[i] != '\n')
+                    ++i;
                 break;
             } else if (c == '[' || c == '{') {
                 ++flow;

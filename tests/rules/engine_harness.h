@@ -19,7 +19,8 @@ namespace tg::rules::testing {
 inline std::shared_ptr<const RuleSet> compile_or_fail(const std::vector<RuleSource>& sources,
                                                       const CheckOptions& options = {}) {
     CompileResult r = compile_rules(sources, options);
-    for (const SourceError& e : r.diagnostics.items()) UNSCOPED_INFO(e.format());
+    for (const SourceError& e : r.diagnostics.items())
+        UNSCOPED_INFO(e.format());
     REQUIRE(r.rules);
     return r.rules;
 }
@@ -54,9 +55,8 @@ class Harness {
 
     // Moves both clocks to `seconds` after the start (never backwards).
     void at(double seconds) {
-        const auto target =
-            start_mono + std::chrono::duration_cast<MonoTime::duration>(
-                             std::chrono::duration<double>(seconds));
+        const auto target = start_mono + std::chrono::duration_cast<MonoTime::duration>(
+                                             std::chrono::duration<double>(seconds));
         if (target > clock.monotonic()) clock.advance(target - clock.monotonic());
     }
 

@@ -31,7 +31,8 @@ std::vector<std::string> check(const std::vector<RuleSource>& files,
                                const CheckOptions& options = demo_options()) {
     const CompileResult r = compile_rules(files, options);
     std::vector<std::string> out;
-    for (const SourceError& e : r.diagnostics.items()) out.push_back(e.format());
+    for (const SourceError& e : r.diagnostics.items())
+        out.push_back(e.format());
     if (out.empty()) CHECK(r.rules != nullptr);
     if (!out.empty()) CHECK(r.rules == nullptr);
     return out;
@@ -103,9 +104,10 @@ TEST_CASE("errors inside expressions point at their column", "[rules][check]") {
                 "      greenhouse.humidity > bogus\n") ==
           Lines{"r.yaml:4:29: error: when: unknown sensor 'bogus'"});
     // A literal block scalar.
-    CHECK(check("rules:\n  - name: tank\n    when: |\n      door.open and\n"
-                "      tank.levl < 10\n") ==
-          Lines{"r.yaml:5:7: error: when: unknown sensor 'tank.levl' (did you mean 'tank.level'?)"});
+    CHECK(
+        check("rules:\n  - name: tank\n    when: |\n      door.open and\n"
+              "      tank.levl < 10\n") ==
+        Lines{"r.yaml:5:7: error: when: unknown sensor 'tank.levl' (did you mean 'tank.level'?)"});
     // Syntax errors likewise.
     CHECK(check("rules:\n  - name: x\n    when: greenhouse.temp > > 1\n") ==
           Lines{"r.yaml:3:29: error: when: expected an expression, found an operator"});
@@ -146,13 +148,15 @@ TEST_CASE("every problem of every file is reported in one run", "[rules][check]"
         "a.yaml:6:5: error: unknown key 'clear_whn' in a rule (did you mean 'clear_when'?)",
         "a.yaml:7:5: error: duplicate key 'when' (first at line 3)",
         "a.yaml:3:11: error: when: avg takes 2 arguments, got 1: avg(sensor, window)",
-        "a.yaml:4:10: error: for: invalid duration '5 minutes': a number needs a unit (ms, s, m, h, "
+        "a.yaml:4:10: error: for: invalid duration '5 minutes': a number needs a unit (ms, s, m, "
+        "h, "
         "d), e.g. 250ms, 10s, 1m30s",
         "a.yaml:5:15: error: severity: unknown severity 'critcal' (did you mean 'critical'?)",
         "a.yaml:8:11: error: rule name 'Bad-Name' may only contain lower-case letters, digits and "
         "'_'",
         "a.yaml:9:11: error: when: a condition must be true or false, but this is a number",
-        "a.yaml:11:37: error: when: the window of rate must be a duration literal such as 5m or 30s "
+        "a.yaml:11:37: error: when: the window of rate must be a duration literal such as 5m or "
+        "30s "
         "(a bare number is not a duration)",
         "a.yaml:11:50: error: when: unknown function 'avgg' (did you mean 'avg'?)",
         "a.yaml:13:25: error: unknown output 'fna' (did you mean 'fan'?)",
@@ -189,13 +193,15 @@ TEST_CASE("check explains the YAML quoting symptom of SPEC 5", "[rules][check]")
     CHECK(one("rules:\n  - name: d\n    when: door.open\n    actions:\n      - log: {{rule}}\n") ==
           "r.yaml:5:14: error: log: expected text, got a map; YAML read this as a map because it "
           "starts with '{'; quote it: log: \"{{rule}}\"");
-    CHECK(one("rules:\n  - name: d\n    when: [door.open]\n") ==
-          "r.yaml:3:11: error: when: expected text, got a list; YAML read this as a list because it "
-          "starts with '['; quote it: when: \"[door.open]\"");
-    CHECK(one("rules:\n  - name: d\n    when: door.open\n    actions:\n"
-              "      - log: hot: {{greenhouse.temp}}\n") ==
-          "r.yaml:5:17: error: illegal map value; YAML read this as a map because it contains ': '; "
-          "quote it: log: \"hot: {{greenhouse.temp}}\"");
+    CHECK(
+        one("rules:\n  - name: d\n    when: [door.open]\n") ==
+        "r.yaml:3:11: error: when: expected text, got a list; YAML read this as a list because it "
+        "starts with '['; quote it: when: \"[door.open]\"");
+    CHECK(
+        one("rules:\n  - name: d\n    when: door.open\n    actions:\n"
+            "      - log: hot: {{greenhouse.temp}}\n") ==
+        "r.yaml:5:17: error: illegal map value; YAML read this as a map because it contains ': '; "
+        "quote it: log: \"hot: {{greenhouse.temp}}\"");
     CHECK(one("rules:\n  - name: d\n    when: *door\n") ==
           "r.yaml:3:11: error: the referenced anchor is not defined; YAML read this as an alias "
           "because it starts with '*'; quote it: when: \"*door\"");
@@ -229,14 +235,16 @@ TEST_CASE("templates are checked: unclosed, empty, names, topic wildcards", "[ru
       - output: { value: on }
       - exec: []
 )";
-    CHECK(check(text) ==
-          Lines{"r.yaml:5:17: error: log: unclosed '{{' (missing '}}')",
-                "r.yaml:6:17: error: log: empty '{{ }}'",
-                "r.yaml:8:27: error: topic: a publish topic must not contain the MQTT wildcards '+' "
-                "or '#'",
-                "r.yaml:9:9: error: publish: missing 'topic'", "r.yaml:10:9: error: output: missing 'name'",
-                "r.yaml:11:15: error: exec: the argument list is empty (the first is the program "
-                "to run)"});
+    CHECK(
+        check(text) ==
+        Lines{"r.yaml:5:17: error: log: unclosed '{{' (missing '}}')",
+              "r.yaml:6:17: error: log: empty '{{ }}'",
+              "r.yaml:8:27: error: topic: a publish topic must not contain the MQTT wildcards '+' "
+              "or '#'",
+              "r.yaml:9:9: error: publish: missing 'topic'",
+              "r.yaml:10:9: error: output: missing 'name'",
+              "r.yaml:11:15: error: exec: the argument list is empty (the first is the program "
+              "to run)"});
 }
 
 TEST_CASE("without a config, sensors and outputs are not verified", "[rules][check]") {
@@ -247,10 +255,9 @@ TEST_CASE("without a config, sensors and outputs are not verified", "[rules][che
       - output: { name: siren, value: on }
 )";
     CHECK(check(text, CheckOptions{}).empty());
-    CHECK(check(text) ==
-          Lines{"r.yaml:3:11: error: when: unknown sensor 'server_room.temp'",
-                "r.yaml:3:41: error: when: unknown sensor 'maintenance.on'",
-                "r.yaml:5:25: error: unknown output 'siren'"});
+    CHECK(check(text) == Lines{"r.yaml:3:11: error: when: unknown sensor 'server_room.temp'",
+                               "r.yaml:3:41: error: when: unknown sensor 'maintenance.on'",
+                               "r.yaml:5:25: error: unknown output 'siren'"});
     // Names that can never be sensors are still errors.
     CHECK(check("rules:\n  - name: x\n    when: Server.Temp > 1\n", CheckOptions{}) ==
           Lines{"r.yaml:3:11: error: when: 'Server.Temp' is not a valid sensor name (lower-case "
@@ -271,7 +278,14 @@ TEST_CASE("file structure errors", "[rules][check]") {
     CHECK(check("rules:\n  - x\n") ==
           Lines{"r.yaml:2:5: error: a rule is a map (name, when, …), got 'x'"});
     CHECK(check("rules: []\n---\nrules: []\n") ==
-          Lines{"r.yaml:3:1: error: a rule file holds one YAML document; found a second one here"});
+          Lines{"r.yaml:2:1: error: a rule file holds one YAML document; found a second one here"});
+    // yaml-cpp 0.7 would loop forever on a ',' after the document.
+    CHECK(check("{rules: [{name: x, when: door.open}]}\n,\n") ==
+          Lines{"r.yaml:2:1: error: unexpected ',' outside a flow collection ([…] or {…})"});
+    CHECK(check("# rules\n  - name: x\n ,  when: door.open\n") ==
+          Lines{"r.yaml:3:2: error: unexpected ',' outside a flow collection ([…] or {…})"});
+    CHECK(check(",") ==
+          Lines{"r.yaml:1:1: error: unexpected ',' outside a flow collection ([…] or {…})"});
     CHECK(check("rules:\n  - name: x\n    when: [1,\n") ==
           Lines{"r.yaml:4:1: error: end of sequence flow not found; YAML read this as a list "
                 "because it starts with '['; quote it: when: \"[1,\""});
@@ -281,10 +295,16 @@ TEST_CASE("file structure errors", "[rules][check]") {
     // A UTF-8 byte-order mark does not shift columns.
     CHECK(check("\xEF\xBB\xBFrules:\n  - name: x\n    when: nope\n") ==
           Lines{"r.yaml:3:11: error: when: unknown sensor 'nope'"});
+    // Control characters are refused (yaml-cpp 0.7 never returns on a NUL).
+    CHECK(
+        check(std::string("rules:\n  - name: x\n    when: a\0b\n", 33)) ==
+        Lines{"r.yaml:3:12: error: control character (byte 0x00) in a rule file; it must be UTF-8 "
+              "text"});
     // Absurd nesting is refused before the YAML parser recurses into it.
-    CHECK(check("rules: " + std::string(5000, '[')) ==
-          Lines{"r.yaml:1:1: error: the file is nested too deeply (more than 64 levels) to be a rule "
-                "file"});
+    CHECK(
+        check("rules: " + std::string(5000, '[')) ==
+        Lines{"r.yaml:1:1: error: the file is nested too deeply (more than 64 levels) to be a rule "
+              "file"});
 }
 
 TEST_CASE("rules are ordered by file path in byte order, then position", "[rules][check]") {
@@ -296,7 +316,8 @@ TEST_CASE("rules are ordered by file path in byte order, then position", "[rules
         demo_options());
     REQUIRE(r.rules);
     std::vector<std::string> names;
-    for (const Rule& rule : r.rules->rules()) names.push_back(rule.name);
+    for (const Rule& rule : r.rules->rules())
+        names.push_back(rule.name);
     CHECK(names == std::vector<std::string>{"cap", "a2", "a1", "b1"});
 }
 
@@ -305,9 +326,7 @@ TEST_CASE("rule files are read from files and folders", "[rules][check]") {
     const fs::path dir = fs::temp_directory_path() / "tidegate_rules_loader_test";
     fs::remove_all(dir);
     fs::create_directories(dir / "rules.d" / "nested");
-    auto write = [](const fs::path& p, const std::string& text) {
-        std::ofstream(p) << text;
-    };
+    auto write = [](const fs::path& p, const std::string& text) { std::ofstream(p) << text; };
     write(dir / "rules.d" / "b.yml", "rules:\n  - name: b\n    when: door.open\n");
     write(dir / "rules.d" / "a.yaml", "rules:\n  - name: a\n    when: door.open\n");
     write(dir / "rules.d" / "notes.txt", "not rules");
@@ -325,8 +344,10 @@ TEST_CASE("rule files are read from files and folders", "[rules][check]") {
         {(dir / "rules.d").string(), (dir / "extra.yaml").string(), (dir / "missing").string()},
         demo_options());
     std::vector<std::string> lines;
-    for (const SourceError& e : d.items()) lines.push_back(e.format());
-    CHECK(lines == Lines{(dir / "missing").string() + ": error: cannot read: No such file or directory",
-                         (dir / "extra.yaml").string() + ":3:11: error: when: unknown sensor 'nope'"});
+    for (const SourceError& e : d.items())
+        lines.push_back(e.format());
+    CHECK(lines ==
+          Lines{(dir / "missing").string() + ": error: cannot read: No such file or directory",
+                (dir / "extra.yaml").string() + ":3:11: error: when: unknown sensor 'nope'"});
     fs::remove_all(dir);
 }

@@ -186,8 +186,9 @@ TEST_CASE("a wall-clock jump fires, clears and expires nothing", "[rules][engine
 }
 
 TEST_CASE("window functions see readings in (now - D, now]", "[rules][engine]") {
-    Harness h("rules:\n  - name: busy\n    when: count(t, 10s) >= 2\n"
-              "  - name: avg_hot\n    when: avg(t, 10s) > 14\n    clear_when: avg(t, 10s) > 18\n");
+    Harness h(
+        "rules:\n  - name: busy\n    when: count(t, 10s) >= 2\n"
+        "  - name: avg_hot\n    when: avg(t, 10s) > 14\n    clear_when: avg(t, 10s) > 18\n");
     CHECK(h.read_at(0, "t", 10.0) == "");
     CHECK(h.read_at(5, "t", 20.0) == "fired:busy fired:avg_hot");  // avg 15
     CHECK(h.tick_at(9.999) == "");
@@ -269,8 +270,9 @@ TEST_CASE("actions are rendered with templates at the transition", "[rules][engi
 }
 
 TEST_CASE("replay-style engines render no actions", "[rules][engine]") {
-    Harness h(compile_or_fail("rules:\n  - name: x\n    when: t > 1\n    actions:\n      - log: hi\n"),
-              false);
+    Harness h(
+        compile_or_fail("rules:\n  - name: x\n    when: t > 1\n    actions:\n      - log: hi\n"),
+        false);
     CHECK(h.read("t", 2.0) == "fired:x");
     CHECK(h.last.at(0).actions.empty());
 }
@@ -292,7 +294,9 @@ TEST_CASE("ticks fall on multiples of the tick since the Unix epoch", "[rules][e
     using std::chrono::milliseconds;
     using std::chrono::nanoseconds;
     using std::chrono::seconds;
-    auto at = [](long long ns) { return WallTime(std::chrono::duration_cast<WallTime::duration>(nanoseconds(ns))); };
+    auto at = [](long long ns) {
+        return WallTime(std::chrono::duration_cast<WallTime::duration>(nanoseconds(ns)));
+    };
     CHECK(next_tick_after(at(0), milliseconds(1000)) == at(1'000'000'000));
     CHECK(next_tick_after(at(1), milliseconds(1000)) == at(1'000'000'000));
     CHECK(next_tick_after(at(999'999'999), milliseconds(1000)) == at(1'000'000'000));

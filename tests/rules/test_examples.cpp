@@ -33,7 +33,8 @@ std::string examples_dir() {
 TEST_CASE("the example rule files check clean", "[rules][examples]") {
     for (const CheckOptions& options : {demo_config(), CheckOptions{}}) {
         const CompileResult r = load_rules({examples_dir()}, options);
-        for (const SourceError& e : r.diagnostics.items()) UNSCOPED_INFO(e.format());
+        for (const SourceError& e : r.diagnostics.items())
+            UNSCOPED_INFO(e.format());
         CHECK(r.diagnostics.items().empty());
         REQUIRE(r.rules);
         CHECK(r.rules->files().size() == 4);

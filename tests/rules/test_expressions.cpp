@@ -17,16 +17,20 @@ namespace {
 
 // Sensors of the evaluation rows: `gone` never had a reading.
 const SensorCatalogue kCatalogue{
-    {"temp", ValueType::Number},    {"level", ValueType::Number},
-    {"zero", ValueType::Number},    {"gone", ValueType::Number},
-    {"mode", ValueType::String},    {"door", ValueType::Boolean},
-    {"shut", ValueType::Boolean},   {"greenhouse.temp", ValueType::Number},
+    {"temp", ValueType::Number},   {"level", ValueType::Number},
+    {"zero", ValueType::Number},   {"gone", ValueType::Number},
+    {"mode", ValueType::String},   {"door", ValueType::Boolean},
+    {"shut", ValueType::Boolean},  {"greenhouse.temp", ValueType::Number},
     {"quiet", ValueType::Boolean},
 };
 
 const std::map<std::string, Value> kReadings{
-    {"temp", 10.0},       {"level", 2.5},        {"zero", 0.0},
-    {"mode", std::string("open")}, {"door", true}, {"shut", false},
+    {"temp", 10.0},
+    {"level", 2.5},
+    {"zero", 0.0},
+    {"mode", std::string("open")},
+    {"door", true},
+    {"shut", false},
     {"greenhouse.temp", 23.4},
 };
 
@@ -37,9 +41,10 @@ constexpr std::int64_t kSecond = 1'000'000'000;
 std::string eval(const std::string& text) {
     Symbols symbols(&kCatalogue);
     std::vector<std::string> errors;
-    const auto program = compile_text(text, symbols, true, [&](std::size_t off, const std::string& m) {
-        errors.push_back(std::to_string(off) + ": " + m);
-    });
+    const auto program =
+        compile_text(text, symbols, true, [&](std::size_t off, const std::string& m) {
+            errors.push_back(std::to_string(off) + ": " + m);
+        });
     if (!program) return "compile error: " + (errors.empty() ? std::string("?") : errors.front());
     std::vector<SensorData> sensors(symbols.sensors().size());
     for (std::size_t i = 0; i < sensors.size(); ++i) {
@@ -50,7 +55,8 @@ std::string eval(const std::string& text) {
         sensors[i].last_ns = 0;
     }
     std::vector<Window> windows;
-    for (const WindowSpec& w : symbols.windows()) windows.emplace_back(w.length_ns, w.extremes);
+    for (const WindowSpec& w : symbols.windows())
+        windows.emplace_back(w.length_ns, w.extremes);
     const TemplateVars vars{"too_hot", "greenhouse-pi", "warning", "2026-11-26T17:15:53.123Z"};
     EvalEnv env{sensors.data(), windows.data(), 5 * kSecond, -10 * kSecond, &vars};
     const Val v = evaluate_program(*program, env);
@@ -280,20 +286,24 @@ TEST_CASE("syntax errors name the place and the problem", "[rules][expr]") {
         {"door | shut", "5: unexpected '|' (use '||' or 'or')"},
         {"'open' == mode", "0: strings use double quotes, e.g. \"open\""},
         {"mode == \"open", "8: unterminated string (missing closing '\"')"},
-        {"mode == \"a\\qb\"", "10: unknown escape '\\q' in string (use \\\", \\\\, \\n, \\t, \\r or "
-                              "\\uXXXX)"},
+        {"mode == \"a\\qb\"",
+         "10: unknown escape '\\q' in string (use \\\", \\\\, \\n, \\t, \\r or "
+         "\\uXXXX)"},
         {"temp > 5x",
-         "7: invalid duration '5x': a number needs a unit (ms, s, m, h, d), e.g. 250ms, 10s, 1m30s"},
+         "7: invalid duration '5x': a number needs a unit (ms, s, m, h, d), e.g. 250ms, 10s, "
+         "1m30s"},
         {"avg(temp, 1.5m)",
          "10: invalid duration '1.5m': durations are whole numbers of units (e.g. 90s, 1m30s)"},
-        {"avg(temp, 30s5m)", "10: invalid duration '30s5m': units must go from largest to smallest"},
+        {"avg(temp, 30s5m)",
+         "10: invalid duration '30s5m': units must go from largest to smallest"},
         {"temp > 1.", "8: expected digits after the '.' of a number"},
         {"temp > .5", "7: a number needs a digit before '.' (e.g. 0.5)"},
         {"temp 5", "5: expected an operator, found '5'"},
         {"temp > > 5", "7: expected an expression, found an operator"},
         {"max(temp,)", "9: expected an expression, found ')'"},
         {"max(temp 1)", "9: expected ',' or ')' in the arguments of 'max', found '1'"},
-        {"greenhouse. > 1", "11: expected a name after '.' (sensor names are like greenhouse.temp)"},
+        {"greenhouse. > 1",
+         "11: expected a name after '.' (sensor names are like greenhouse.temp)"},
         {"temp @ 1", "5: unexpected character '@'"},
         {"temp > 1 and", "12: expected an expression, found the end of the expression"},
         {std::string(200, '(') + "1" + std::string(200, ')'),
@@ -307,12 +317,14 @@ TEST_CASE("syntax errors name the place and the problem", "[rules][expr]") {
 
 TEST_CASE("long operator chains and unary runs are refused, not overflowed", "[rules][expr]") {
     std::string chain = "1";
-    for (int i = 0; i < 500; ++i) chain += " + 1";
+    for (int i = 0; i < 500; ++i)
+        chain += " + 1";
     CHECK(problem(chain).find("nested too deeply") != std::string::npos);
     CHECK(problem(std::string(1000, '-') + "1").find("nested too deeply") != std::string::npos);
     CHECK(problem(std::string(1000, '!') + "door").find("nested too deeply") != std::string::npos);
     std::string ok = "1";
-    for (int i = 0; i < 100; ++i) ok += " + 1";
+    for (int i = 0; i < 100; ++i)
+        ok += " + 1";
     CHECK(eval(ok) == "101");
 }
 
@@ -320,10 +332,12 @@ TEST_CASE("the checker reports names, arity, windows and types", "[rules][expr]"
     const std::vector<std::pair<std::string, std::string>> rows{
         // names
         {"tmep > 1", "0: unknown sensor 'tmep' (did you mean 'temp'?)"},
-        {"greenhouse.tmp > 1", "0: unknown sensor 'greenhouse.tmp' (did you mean 'greenhouse.temp'?)"},
+        {"greenhouse.tmp > 1",
+         "0: unknown sensor 'greenhouse.tmp' (did you mean 'greenhouse.temp'?)"},
         {"pressure > 1", "0: unknown sensor 'pressure'"},
         {"ts > 1", "0: 'ts' is only available in templates (publish, exec, log)"},
-        {"temp > 1 and rule == \"x\"", "13: 'rule' is only available in templates (publish, exec, log)"},
+        {"temp > 1 and rule == \"x\"",
+         "13: 'rule' is only available in templates (publish, exec, log)"},
         {"avg > 1", "0: 'avg' is a function, not a sensor: call it, e.g. avg(sensor, window)"},
         {"True", "0: unknown name 'True' (did you mean 'true'?)"},
         {"Temp > 1",
@@ -354,16 +368,19 @@ TEST_CASE("the checker reports names, arity, windows and types", "[rules][expr]"
         {"mode + 1", "5: '+' needs numbers, but the left operand is a string"},
         {"temp + door", "5: '+' needs numbers, but the right operand is a boolean"},
         {"door * 2", "5: '*' needs numbers, but the left operand is a boolean"},
-        {"temp == mode", "5: cannot compare a number with a string ('==' needs two values of the same "
-                         "type)"},
-        {"door != 1", "5: cannot compare a boolean with a number ('!=' needs two values of the same "
-                      "type)"},
+        {"temp == mode",
+         "5: cannot compare a number with a string ('==' needs two values of the same "
+         "type)"},
+        {"door != 1",
+         "5: cannot compare a boolean with a number ('!=' needs two values of the same "
+         "type)"},
         {"mode < \"b\"", "5: '<' compares numbers, but the left operand is a string"},
         {"temp > door", "5: '>' compares numbers, but the right operand is a boolean"},
         {"temp and door", "5: 'and' needs booleans, but the left operand is a number"},
         {"door || 1", "5: 'or' needs booleans, but the right operand is a number"},
         {"not temp > 5",
-         "0: 'not' needs a boolean, got a number ('not' binds tighter than comparisons: write not (a "
+         "0: 'not' needs a boolean, got a number ('not' binds tighter than comparisons: write not "
+         "(a "
          "> b))"},
         {"-door", "0: '-' needs a number, got a boolean"},
         {"abs(mode)", "4: abs needs numbers, got a string"},
@@ -379,10 +396,10 @@ TEST_CASE("the checker reports names, arity, windows and types", "[rules][expr]"
 
 TEST_CASE("well-typed expressions compile, including the window and scalar forms",
           "[rules][expr]") {
-    for (const char* text : {"count(mode, 5m) > 1", "min(temp, 5m) < 0", "min(temp, 5) < 0",
-                             "max(temp, level) > 1", "round(temp) == 10", "age(door) > 30",
-                             "mode == \"open\" or door", "rate(greenhouse.temp, 10m) > 0.01",
-                             "between(temp, -5, 5) and not door"}) {
+    for (const char* text :
+         {"count(mode, 5m) > 1", "min(temp, 5m) < 0", "min(temp, 5) < 0", "max(temp, level) > 1",
+          "round(temp) == 10", "age(door) > 30", "mode == \"open\" or door",
+          "rate(greenhouse.temp, 10m) > 0.01", "between(temp, -5, 5) and not door"}) {
         INFO(text);
         CHECK(problem(text) == "ok");
     }
@@ -414,4 +431,11 @@ TEST_CASE("round is half away from zero on the decimal form", "[rules][expr]") {
     CHECK(round_half_away(0.0005, 3) == 0.001);
     CHECK(round_half_away(999.5, 0) == 1000);
     CHECK(round_half_away(7, 3) == 7);
+}
+
+TEST_CASE("the canonical form is UTF-8 even for literals that are not", "[rules][expr]") {
+    CHECK(canon("s == \"caf\xC3\xA9\"") == "(s == \"caf\xC3\xA9\")");
+    CHECK(canon("s == \"a\x8A\"") == "(s == \"a\\x8a\")");
+    CHECK(canon("s == \"a\\\\x8a\"") == "(s == \"a\\\\x8a\")");  // a backslash, spelled out
+    CHECK(canon("s == \"\xE2\x82\"") == "(s == \"\\xe2\\x82\")");  // truncated sequence
 }

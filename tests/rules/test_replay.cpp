@@ -46,8 +46,8 @@ ReplayRun run(const std::string& rules_yaml, const std::string& events,
 }
 
 std::string reading(const std::string& source, const std::string& ts, const std::string& value) {
-    return R"({"v":1,"type":"reading","source":")" + source + R"(","ts":")" + ts +
-           R"(","value":)" + value + "}\n";
+    return R"({"v":1,"type":"reading","source":")" + source + R"(","ts":")" + ts + R"(","value":)" +
+           value + "}\n";
 }
 
 }  // namespace
@@ -63,7 +63,8 @@ TEST_CASE("golden replays produce exactly the expected transitions", "[rules][re
         std::chrono::milliseconds tick{1000};
         if (fs::exists(dir / "tick")) {
             std::string text = read_text(dir / "tick");
-            while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+            while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+                text.pop_back();
             const auto d = parse_duration(text);
             REQUIRE(d);
             tick = *d;
@@ -80,33 +81,43 @@ TEST_CASE("golden replays produce exactly the expected transitions", "[rules][re
     CHECK(cases >= 3);
 }
 
-TEST_CASE("an invalid line is reported with its place; the others still count",
-          "[rules][replay]") {
-    const std::string events = reading("t", "2026-11-26T10:00:00.000Z", "31") + "{not json\n" +
-                               R"({"type":"reading","source":"t","value":1})" "\n" +
-                               R"({"type":"reading","source":"t","ts":"yesterday","value":1})" "\n" +
-                               R"({"type":"reading","ts":"2026-11-26T10:00:01.000Z","value":1})" "\n" +
-                               R"({"type":"reading","source":"t","ts":"2026-11-26T10:00:01.000Z","value":[1]})" "\n" +
-                               "[1,2]\n" + R"({"type":"status","state":"online"})" "\n" +
-                               reading("t", "2026-11-26T10:00:02.000Z", "20");
+TEST_CASE("an invalid line is reported with its place; the others still count", "[rules][replay]") {
+    const std::string events =
+        reading("t", "2026-11-26T10:00:00.000Z", "31") + "{not json\n" +
+        R"({"type":"reading","source":"t","value":1})"
+        "\n" +
+        R"({"type":"reading","source":"t","ts":"yesterday","value":1})"
+        "\n" +
+        R"({"type":"reading","ts":"2026-11-26T10:00:01.000Z","value":1})"
+        "\n" +
+        R"({"type":"reading","source":"t","ts":"2026-11-26T10:00:01.000Z","value":[1]})"
+        "\n" +
+        "[1,2]\n" +
+        R"({"type":"status","state":"online"})"
+        "\n" +
+        reading("t", "2026-11-26T10:00:02.000Z", "20");
     const ReplayRun r = run("rules:\n  - name: hot\n    when: t > 30\n", events);
     CHECK(r.code == 1);
-    CHECK(r.out ==
-          "{\"ts\":\"2026-11-26T10:00:00.000Z\",\"rule\":\"hot\",\"transition\":\"fired\",\"values\":"
-          "{\"t\":31}}\n"
-          "{\"ts\":\"2026-11-26T10:00:02.000Z\",\"rule\":\"hot\",\"transition\":\"cleared\","
-          "\"values\":{\"t\":20}}\n");
+    CHECK(
+        r.out ==
+        "{\"ts\":\"2026-11-26T10:00:00.000Z\",\"rule\":\"hot\",\"transition\":\"fired\",\"values\":"
+        "{\"t\":31}}\n"
+        "{\"ts\":\"2026-11-26T10:00:02.000Z\",\"rule\":\"hot\",\"transition\":\"cleared\","
+        "\"values\":{\"t\":20}}\n");
     std::istringstream err(r.err);
     std::string line;
     std::vector<std::string> lines;
-    while (std::getline(err, line)) lines.push_back(line);
+    while (std::getline(err, line))
+        lines.push_back(line);
     REQUIRE(lines.size() == 6);
     CHECK(lines[0].rfind("events.jsonl:2:1: error: invalid JSON: parse error at line 1, column 3",
                          0) == 0);
-    CHECK(lines[1] == "events.jsonl:3:1: error: reading without a valid 'ts' (RFC 3339, e.g. "
-                      "2026-11-26T17:15:53.123Z)");
-    CHECK(lines[2] == "events.jsonl:4:1: error: reading without a valid 'ts' (RFC 3339, e.g. "
-                      "2026-11-26T17:15:53.123Z)");
+    CHECK(lines[1] ==
+          "events.jsonl:3:1: error: reading without a valid 'ts' (RFC 3339, e.g. "
+          "2026-11-26T17:15:53.123Z)");
+    CHECK(lines[2] ==
+          "events.jsonl:4:1: error: reading without a valid 'ts' (RFC 3339, e.g. "
+          "2026-11-26T17:15:53.123Z)");
     CHECK(lines[3] == "events.jsonl:5:1: error: reading without a 'source'");
     CHECK(lines[4] ==
           "events.jsonl:6:1: error: reading without a 'value' (number, boolean or string)");
@@ -183,6 +194,7 @@ TEST_CASE("RFC 3339 timestamps", "[rules][replay]") {
     CHECK_FALSE(parse_rfc3339("2026-11-26T24:00:00Z"));
     CHECK_FALSE(parse_rfc3339("2026-13-01T00:00:00Z"));
     CHECK_FALSE(parse_rfc3339("2026-11-26T17:15:53Zjunk"));
+    CHECK_FALSE(parse_rfc3339("9999-12-31T23:59:59Z"));  // beyond 64-bit nanoseconds
     CHECK_FALSE(parse_rfc3339("yesterday"));
     CHECK_FALSE(parse_rfc3339(""));
 }

@@ -92,8 +92,9 @@ TEST_CASE("the last firing survives a restart, so does the cooldown", "[rules][s
 }
 
 TEST_CASE("restored state of a changed or removed firing rule clears it", "[rules][state]") {
-    Harness a("rules:\n  - name: hot\n    severity: critical\n    when: t > 30\n"
-              "  - name: gone\n    when: t > 1\n");
+    Harness a(
+        "rules:\n  - name: hot\n    severity: critical\n    when: t > 30\n"
+        "  - name: gone\n    when: t > 1\n");
     CHECK(a.read("t", 31.0) == "fired:hot fired:gone");
     const EngineState saved = a.engine->export_state(a.clock.monotonic());
 
@@ -121,13 +122,14 @@ TEST_CASE("engine state as JSON text", "[rules][state]") {
     s.sensors.push_back(SensorRecord{"door.open", true, std::chrono::milliseconds(0)});
     s.sensors.push_back(SensorRecord{"mode", std::string("auto"), std::chrono::milliseconds(7)});
     const std::string text = state_to_json(s);
-    CHECK(text ==
-          R"({"rules":[{"definition":"when=(t > 30)\nfor=2m\nclear_when=\ncooldown=0s",)"
-          R"("name":"hot","pending_ms":90500,"severity":"critical","since_last_firing_ms":3600000,)"
-          R"("state":"pending"}],"sensors":[{"age_ms":1500,"name":"t","value":23.4},)"
-          R"({"age_ms":0,"name":"door.open","value":true},{"age_ms":7,"name":"mode","value":"auto"}],)"
-          R"("version":1})"
-          "\n");
+    CHECK(
+        text ==
+        R"({"rules":[{"definition":"when=(t > 30)\nfor=2m\nclear_when=\ncooldown=0s",)"
+        R"("name":"hot","pending_ms":90500,"severity":"critical","since_last_firing_ms":3600000,)"
+        R"("state":"pending"}],"sensors":[{"age_ms":1500,"name":"t","value":23.4},)"
+        R"({"age_ms":0,"name":"door.open","value":true},{"age_ms":7,"name":"mode","value":"auto"}],)"
+        R"("version":1})"
+        "\n");
     const auto back = state_from_json(text);
     REQUIRE(back);
     REQUIRE(back->rules.size() == 1);
@@ -152,11 +154,19 @@ TEST_CASE("engine state as JSON text", "[rules][state]") {
     CHECK_FALSE(state_from_json(R"({"version":1,"rules":[{"name":"x","state":"weird"}]})", &why));
     CHECK(why == "unknown rule state 'weird'");
     CHECK(state_from_json(R"({"version":1,"rules":[]})"));
+
+    // Bytes that are not UTF-8 (a serial device's garbage) do not break the file.
+    EngineState odd;
+    odd.sensors.push_back(SensorRecord{"meter.raw", std::string("a\xFF"), {}});
+    const auto odd_back = state_from_json(state_to_json(odd));
+    REQUIRE(odd_back);
+    CHECK(odd_back->sensors.at(0).value == Value(std::string("a\xEF\xBF\xBD")));
 }
 
 TEST_CASE("a reload keeps the state of unchanged rules", "[rules][state]") {
-    Harness h("rules:\n  - name: hot\n    when: t > 30\n"
-              "  - name: slow\n    when: t > 30 && u > 0\n    for: 1m\n");
+    Harness h(
+        "rules:\n  - name: hot\n    when: t > 30\n"
+        "  - name: slow\n    when: t > 30 && u > 0\n    for: 1m\n");
     CHECK(h.read_at(0, "u", 1.0) == "");
     CHECK(h.read_at(0, "t", 31.0) == "fired:hot");
     CHECK(h.state("slow") == RuleState::Pending);
@@ -179,9 +189,10 @@ TEST_CASE("a reload keeps the state of unchanged rules", "[rules][state]") {
 
 TEST_CASE("a reload clears firing rules that were removed or changed, with the old on_clear",
           "[rules][state]") {
-    Harness h("rules:\n  - name: hot\n    when: t > 30\n    on_clear:\n      - log: old hot off\n"
-              "  - name: gone\n    when: t > 1\n    on_clear:\n      - log: old gone off\n"
-              "  - name: calm\n    when: t > 100\n");
+    Harness h(
+        "rules:\n  - name: hot\n    when: t > 30\n    on_clear:\n      - log: old hot off\n"
+        "  - name: gone\n    when: t > 1\n    on_clear:\n      - log: old gone off\n"
+        "  - name: calm\n    when: t > 100\n");
     CHECK(h.read("t", 31.0) == "fired:hot fired:gone");
     const auto next = compile_or_fail(
         "rules:\n  - name: hot\n    when: t > 20\n    on_clear:\n      - log: new hot off\n"

@@ -83,7 +83,8 @@ TEST_CASE("a window holds readings with time in (now - D, now]", "[rules][window
 TEST_CASE("window aggregates on a small known series", "[rules][window]") {
     Window w(60 * kS, true);
     const std::vector<double> vs{2, 4, 4, 4, 5, 5, 7, 9};
-    for (std::size_t i = 0; i < vs.size(); ++i) w.add(static_cast<std::int64_t>(i) * kS, vs[i], true);
+    for (std::size_t i = 0; i < vs.size(); ++i)
+        w.add(static_cast<std::int64_t>(i) * kS, vs[i], true);
     CHECK(w.count() == 8);
     CHECK(*w.sum() == 40);
     CHECK(*w.avg() == 5);
@@ -120,7 +121,8 @@ TEST_CASE("non-numeric readings count but make the arithmetic missing", "[rules]
 
 TEST_CASE("min and max can be switched on for a window that has readings", "[rules][window]") {
     Window w(60 * kS, false);
-    for (int i = 0; i < 10; ++i) w.add(i * kS, (i * 7) % 10, true);
+    for (int i = 0; i < 10; ++i)
+        w.add(i * kS, (i * 7) % 10, true);
     CHECK_FALSE(w.max());
     w.track_extremes();
     CHECK(*w.max() == 9);
@@ -172,7 +174,8 @@ TEST_CASE("running sums match a brute force recomputation over long runs", "[rul
         }
         const double mean = sum / static_cast<double>(ps.size());
         double var = 0;
-        for (const Point& p : ps) var += (p.v - mean) * (p.v - mean);
+        for (const Point& p : ps)
+            var += (p.v - mean) * (p.v - mean);
         var /= static_cast<double>(ps.size());
         CHECK(*w.sum() == Approx(sum).epsilon(1e-12));
         CHECK(*w.avg() == Approx(mean).epsilon(1e-12));
