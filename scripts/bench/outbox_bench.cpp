@@ -1,6 +1,6 @@
 // Outbox figures (a benchmark, not a test: prints, asserts nothing).
 //
-//   cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release -DTIDEGATE_BUILD_BENCH=ON
+//   cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release -DTIDEGATE_BENCH=ON
 //   cmake --build build-rel -j2 --target outbox_bench
 //   TIDEGATE_BENCH_DIR=/path/on/the/sd/card ./build-rel/scripts/bench/outbox_bench
 //

@@ -1,0 +1,801 @@
+// Rule files -> RuleSet. One strict pass over each file's YAML tree collects
+// every problem with its place; expressions and templates are compiled
+// against one symbol table for the whole set, so a sensor has one slot and a
+// (sensor, window length) one shared window.
+#include "rules/rule_set.h"
+
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <map>
+#include <sstream>
+
+#include "core/units.h"
+#include "rules/yaml_text.h"
+
+namespace tg::rules {
+namespace {
+
+using std::chrono::milliseconds;
+
+const std::vector<std::string> kTopKeys{"rules"};
+const std::vector<std::string> kRuleKeys{"name",     "description", "when",
+                                         "for",      "clear_when",  "cooldown",
+                                         "severity", "actions",     "on_clear"};
+const std::vector<std::string> kActionKinds{"publish", "output", "exec", "log"};
+const std::vector<std::string> kPublishKeys{"topic", "payload", "qos", "retain"};
+const std::vector<std::string> kOutputKeys{"name", "value", "for"};
+const std::vector<std::string> kExecKeys{"argv", "timeout"};
+const std::vector<std::string> kSeverities{"info", "warning", "critical"};
+
+// yaml-cpp recurses once per nesting level; refuse absurd input before it.
+constexpr int kMaxYamlDepth = 64;
+
+// Counts documents (and notes where the second starts) without building them.
+class DocumentCounter final : public YAML::EventHandler {
+  public:
+    void OnDocumentStart(const YAML::Mark& mark) override {
+        if (count == 1) second = mark;
+        ++count;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+
+    int count = 0;
+    YAML::Mark second;
+};
+
+struct Entry {
+    std::string key;
+    YAML::Node key_node;
+    YAML::Node value;
+};
+
+std::string join(const std::vector<std::string>& words) {
+    std::string out;
+    for (const std::string& w : words) {
+        if (!out.empty()) out += ", ";
+        out += w;
+    }
+    return out;
+}
+
+std::string lower(std::string s) {
+    for (char& c : s) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    return s;
+}
+
+std::string describe(const YAML::Node& n) {
+    switch (n.Type()) {
+        case YAML::NodeType::Map:
+            return "a map";
+        case YAML::NodeType::Sequence:
+            return "a list";
+        case YAML::NodeType::Scalar:
+            return "'" + n.Scalar() + "'";
+        default:
+            return "nothing";
+    }
+}
+
+bool valid_rule_name(const std::string& s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    });
+}
+
+bool valid_output_name(const std::string& s) {
+    if (s.empty() || s.front() < 'a' || s.front() > 'z') return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    });
+}
+
+std::string pos_text(const SourcePos& p) {
+    return p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.col);
+}
+
+}  // namespace
+
+std::string_view severity_name(RuleSeverity s) {
+    switch (s) {
+        case RuleSeverity::Info:
+            return "info";
+        case RuleSeverity::Warning:
+            return "warning";
+        case RuleSeverity::Critical:
+            return "critical";
+    }
+    return "warning";
+}
+
+const Rule* RuleSet::find(std::string_view name) const {
+    for (const Rule& r : rules_) {
+        if (r.name == name) return &r;
+    }
+    return nullptr;
+}
+
+class RuleSetBuilder {
+  public:
+    explicit RuleSetBuilder(const CheckOptions& options)
+        : options_(options), symbols_(options.sensors ? &*options.sensors : nullptr) {}
+
+    void file(const RuleSource& source);
+    CompileResult finish();
+
+  private:
+    // Diagnostics ---------------------------------------------------------
+    void error(SourcePos p, std::string message) { diags_.error(std::move(p), std::move(message)); }
+    SourcePos key_pos(const Entry& e) const { return src_->at_mark(e.key_node.Mark()); }
+    SourcePos value_pos(const Entry& e) const { return src_->at_node(e.value, key_pos(e)); }
+
+    // Structure -----------------------------------------------------------
+    std::vector<Entry> entries(const YAML::Node& map, const std::vector<std::string>& allowed,
+                               const std::string& what, const std::string& where);
+    const Entry* find(const std::vector<Entry>& es, std::string_view key) const {
+        for (const Entry& e : es) {
+            if (e.key == key) return &e;
+        }
+        return nullptr;
+    }
+
+    // Values ----------------------------------------------------------------
+    std::optional<std::string> text(const YAML::Node& value, const YAML::Node* key,
+                                    const std::string& label, const SourcePos& fallback, bool hint);
+    std::optional<std::string> plain_scalar(const Entry& e, const std::string& label);
+    std::optional<Program> condition(const Entry& e);
+    std::optional<Template> templ(const YAML::Node& value, const YAML::Node* key,
+                                  const std::string& label, const SourcePos& fallback);
+    std::optional<milliseconds> duration(const Entry& e, const std::string& label, bool allow_zero);
+    std::optional<bool> boolean(const Entry& e, const std::string& label);
+
+    // Sections --------------------------------------------------------------
+    void rule(const YAML::Node& node);
+    void actions(const Entry& e, const std::string& label, std::vector<ActionSpec>& out);
+    std::optional<ActionSpec> action(const Entry& e, const std::string& label);
+    std::optional<ActionSpec> publish(const Entry& e, const std::string& label);
+    std::optional<ActionSpec> output(const Entry& e, const std::string& label);
+    std::optional<ActionSpec> exec(const Entry& e, const std::string& label);
+
+    const CheckOptions& options_;
+    Symbols symbols_;
+    Diagnostics diags_;
+    const SourceText* src_ = nullptr;
+    std::vector<Rule> rules_;
+    std::vector<std::string> files_;
+    std::map<std::string, SourcePos> rule_names_;
+};
+
+std::vector<Entry> RuleSetBuilder::entries(const YAML::Node& map,
+                                           const std::vector<std::string>& allowed,
+                                           const std::string& what, const std::string& where) {
+    std::vector<Entry> out;
+    std::map<std::string, int> first_line;
+    const SourcePos map_pos = src_->at_node(map, SourcePos{src_->file(), 1, 1});
+    // yaml-cpp keeps every pair of a map, duplicates included.
+    for (const auto& kv : map) {
+        const YAML::Node& k = kv.first;
+        const SourcePos kp = src_->at_node(k, map_pos);
+        if (!k.IsScalar()) {
+            error(kp, "expected a " + what + " name, got " + describe(k));
+            continue;
+        }
+        const std::string name = k.Scalar();
+        if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+            std::string msg = "unknown " + what + " '" + name + "'" + where;
+            const std::string near = suggest(name, allowed);
+            if (!near.empty()) {
+                msg += " (did you mean '" + near + "'?)";
+            } else {
+                msg += " (expected one of: " + join(allowed) + ")";
+            }
+            error(kp, msg);
+            continue;
+        }
+        const auto [it, inserted] = first_line.try_emplace(name, kp.line);
+        if (!inserted) {
+            error(kp, "duplicate " + what + " '" + name + "' (first at line " +
+                          std::to_string(it->second) + ")");
+            continue;
+        }
+        out.push_back(Entry{name, k, kv.second});
+    }
+    return out;
+}
+
+std::optional<std::string> RuleSetBuilder::text(const YAML::Node& value, const YAML::Node* key,
+                                                const std::string& label, const SourcePos& fallback,
+                                                bool hint) {
+    const std::string key_name = key && key->IsScalar() ? key->Scalar() : std::string();
+    const std::string raw = key ? src_->raw_value_after_key(*key) : std::string();
+    const SourcePos at = src_->at_node(value, fallback);
+    auto symptom = [&](const std::string& got) {
+        std::string msg = label + ": expected text, got " + got;
+        if (hint) msg += "; " + quote_hint(key_name, starts_yaml_symptom(raw) ? raw : "");
+        error(at, msg);
+        return std::nullopt;
+    };
+    if (value.IsMap()) return symptom("a map");
+    if (value.IsSequence()) return symptom("a list");
+    if (!value.IsDefined() || value.IsNull()) {
+        if (hint && !raw.empty() && (raw.front() == '&' || raw.front() == '!')) {
+            error(at, label + ": expected text, got nothing; " + quote_hint(key_name, raw));
+        } else {
+            error(at, label + ": missing value");
+        }
+        return std::nullopt;
+    }
+    char style = 'p';
+    src_->scalar_start(value, style);
+    const YAML::Mark m = value.Mark();
+    const bool tagged = value.Tag() != "?" && value.Tag() != "!";
+    const bool bang = !m.is_null() && m.pos >= 0 &&
+                      static_cast<std::size_t>(m.pos) < src_->text().size() &&
+                      (src_->text()[static_cast<std::size_t>(m.pos)] == '!' ||
+                       src_->text()[static_cast<std::size_t>(m.pos)] == '&');
+    if (hint && (tagged || bang)) {
+        error(at, label + ": " + quote_hint(key_name, raw.empty() ? "!" : raw));
+        return std::nullopt;
+    }
+    if (hint && (style == '|' || style == '>') &&
+        value.Scalar().find_first_not_of(" \t\r\n") == std::string::npos) {
+        error(at, label + ": " + quote_hint(key_name, raw));
+        return std::nullopt;
+    }
+    return value.Scalar();
+}
+
+std::optional<std::string> RuleSetBuilder::plain_scalar(const Entry& e, const std::string& label) {
+    if (!e.value.IsScalar()) {
+        error(value_pos(e), label + ": expected text, got " + describe(e.value));
+        return std::nullopt;
+    }
+    return e.value.Scalar();
+}
+
+std::optional<Program> RuleSetBuilder::condition(const Entry& e) {
+    const auto t = text(e.value, &e.key_node, e.key, key_pos(e), true);
+    if (!t) return std::nullopt;
+    const YAML::Node node = e.value;
+    const std::string label = e.key;
+    auto sink = [&](std::size_t offset, const std::string& message) {
+        error(src_->in_scalar(node, offset), label + ": " + message);
+    };
+    if (t->find_first_not_of(" \t\r\n") == std::string::npos) {
+        error(value_pos(e), label + ": empty expression");
+        return std::nullopt;
+    }
+    auto program = compile_text(*t, symbols_, false, sink);
+    if (!program) return std::nullopt;
+    if (program->type != Type::Boolean && program->type != Type::Any) {
+        const std::size_t first = t->find_first_not_of(" \t\r\n");
+        error(src_->in_scalar(node, first),
+              label + ": a condition must be true or false, but this is " +
+                  std::string(type_word(program->type)));
+        return std::nullopt;
+    }
+    return program;
+}
+
+std::optional<Template> RuleSetBuilder::templ(const YAML::Node& value, const YAML::Node* key,
+                                              const std::string& label, const SourcePos& fallback) {
+    const auto t = text(value, key, label, fallback, true);
+    if (!t) return std::nullopt;
+    Template out;
+    out.source = *t;
+    bool ok = true;
+    std::size_t i = 0;
+    std::string literal;
+    while (i < t->size()) {
+        const std::size_t open = t->find("{{", i);
+        if (open == std::string::npos) {
+            literal += t->substr(i);
+            break;
+        }
+        literal += t->substr(i, open - i);
+        // The expression ends at the first "}}" outside a string literal.
+        std::size_t j = open + 2;
+        bool in_string = false;
+        std::size_t close = std::string::npos;
+        while (j < t->size()) {
+            const char c = (*t)[j];
+            if (in_string) {
+                if (c == '\\') {
+                    j += 2;
+                    continue;
+                }
+                if (c == '"') in_string = false;
+            } else if (c == '"') {
+                in_string = true;
+            } else if (c == '}' && j + 1 < t->size() && (*t)[j + 1] == '}') {
+                close = j;
+                break;
+            }
+            ++j;
+        }
+        if (close == std::string::npos) {
+            error(src_->in_scalar(value, open), label + ": unclosed '{{' (missing '}}')");
+            ok = false;
+            break;
+        }
+        if (!literal.empty()) {
+            out.parts.push_back(Template::Part{std::move(literal), std::nullopt});
+            literal.clear();
+        }
+        const std::string expr = t->substr(open + 2, close - open - 2);
+        if (expr.find_first_not_of(" \t\r\n") == std::string::npos) {
+            error(src_->in_scalar(value, open), label + ": empty '{{ }}'");
+            ok = false;
+        } else {
+            const std::size_t base = open + 2;
+            auto sink = [&](std::size_t offset, const std::string& message) {
+                error(src_->in_scalar(value, base + offset), label + ": " + message);
+            };
+            auto program = compile_text(expr, symbols_, true, sink);
+            if (program) {
+                out.parts.push_back(Template::Part{{}, std::move(program)});
+            } else {
+                ok = false;
+            }
+        }
+        i = close + 2;
+    }
+    if (!literal.empty()) out.parts.push_back(Template::Part{std::move(literal), std::nullopt});
+    if (!ok) return std::nullopt;
+    return out;
+}
+
+std::optional<milliseconds> RuleSetBuilder::duration(const Entry& e, const std::string& label,
+                                                     bool allow_zero) {
+    if (!e.value.IsScalar()) {
+        error(value_pos(e),
+              label + ": expected a duration (e.g. 30s, 2m, 1h30m), got " + describe(e.value));
+        return std::nullopt;
+    }
+    std::string why;
+    const auto d = parse_duration(e.value.Scalar(), &why);
+    if (!d) {
+        error(value_pos(e), label + ": " + why);
+        return std::nullopt;
+    }
+    if (!allow_zero && d->count() <= 0) {
+        error(value_pos(e), label + ": must be longer than 0");
+        return std::nullopt;
+    }
+    if (d->count() > kMaxRuleDurationMs) {
+        error(value_pos(e), label + ": must be at most 3650d");
+        return std::nullopt;
+    }
+    return d;
+}
+
+std::optional<bool> RuleSetBuilder::boolean(const Entry& e, const std::string& label) {
+    if (e.value.IsScalar()) {
+        const std::string s = lower(e.value.Scalar());
+        if (s == "true" || s == "yes" || s == "on") return true;
+        if (s == "false" || s == "no" || s == "off") return false;
+    }
+    error(value_pos(e), label + ": expected true or false, got " + describe(e.value));
+    return std::nullopt;
+}
+
+void RuleSetBuilder::file(const RuleSource& source) {
+    files_.push_back(source.path);
+    const std::string_view body = strip_bom(source.text);
+    SourceText src(source.path, body);
+    src_ = &src;
+    struct Reset {
+        const SourceText*& p;
+        ~Reset() { p = nullptr; }
+    } reset{src_};
+
+    // YAML text has no C0 control characters but tab and line breaks, and
+    // yaml-cpp 0.7 loops forever on a NUL byte: refuse them up front.
+    for (std::size_t i = 0; i < body.size(); ++i) {
+        const auto c = static_cast<unsigned char>(body[i]);
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+            const char* hex = "0123456789abcdef";
+            error(src.at_byte(i), std::string("control character (byte 0x") + hex[c >> 4] +
+                                      hex[c & 0xF] + ") in a rule file; it must be UTF-8 text");
+            return;
+        }
+    }
+    if (estimated_yaml_depth(body) > kMaxYamlDepth) {
+        error(SourcePos{source.path, 1, 1}, "the file is nested too deeply (more than " +
+                                                std::to_string(kMaxYamlDepth) +
+                                                " levels) to be a rule file");
+        return;
+    }
+    YAML::Node root;
+    try {
+        // Documents are counted with a bounded event pass rather than
+        // YAML::LoadAll, which yaml-cpp 0.7 never returns from when a ','
+        // stands outside any flow collection (it yields empty documents
+        // forever without consuming it).
+        DocumentCounter counter;
+        {
+            std::istringstream in{std::string(body)};
+            YAML::Parser parser(in);
+            while (counter.count < 2 && parser.HandleNextDocument(counter)) {
+            }
+        }
+        if (counter.count > 1) {
+            const SourcePos at = src.at_mark(counter.second);
+            const std::size_t byte = static_cast<std::size_t>(std::max(counter.second.pos, 0));
+            if (byte < body.size() && body[byte] == ',') {
+                error(at, "unexpected ',' outside a flow collection ([…] or {…})");
+                return;
+            }
+            error(at, "a rule file holds one YAML document; found a second one here");
+        }
+        root = YAML::Load(std::string(body));
+    } catch (const YAML::Exception& e) {
+        std::string msg = e.msg;
+        const std::string hint = syntax_error_hint(src, e.mark);
+        if (!hint.empty()) msg += "; " + hint;
+        error(src.at_mark(e.mark), msg);
+        return;
+    }
+    if (root.IsNull()) return;  // an empty file has no rules
+    if (!root.IsMap()) {
+        error(src.at_node(root, SourcePos{source.path, 1, 1}),
+              "expected a map with a 'rules:' list, got " + describe(root));
+        return;
+    }
+    for (const Entry& e : entries(root, kTopKeys, "key", "")) {
+        if (e.value.IsNull()) continue;
+        if (!e.value.IsSequence()) {
+            error(value_pos(e),
+                  "rules: expected a list of rules (- name: …), got " + describe(e.value));
+            continue;
+        }
+        for (const YAML::Node& item : e.value)
+            rule(item);
+    }
+}
+
+void RuleSetBuilder::rule(const YAML::Node& node) {
+    const SourcePos pos = src_->at_node(node, SourcePos{src_->file(), 1, 1});
+    if (!node.IsMap()) {
+        error(pos, "a rule is a map (name, when, …), got " + describe(node));
+        return;
+    }
+    const std::size_t errors_before = diags_.items().size();
+    const std::vector<Entry> es = entries(node, kRuleKeys, "key", " in a rule");
+    Rule r;
+    r.file = src_->file();
+    r.pos = pos;
+
+    std::string label = "rule";
+    if (const Entry* e = find(es, "name")) {
+        if (const auto name = plain_scalar(*e, "name")) {
+            if (!valid_rule_name(*name)) {
+                error(value_pos(*e), "rule name '" + *name +
+                                         "' may only contain lower-case letters, digits and '_'");
+            } else {
+                const auto [it, inserted] = rule_names_.try_emplace(*name, value_pos(*e));
+                if (!inserted) {
+                    error(value_pos(*e), "duplicate rule name '" + *name + "' (first defined at " +
+                                             pos_text(it->second) + ")");
+                }
+                r.name = *name;
+                label = "rule '" + *name + "'";
+            }
+        }
+    } else {
+        error(pos, "rule without a 'name'");
+    }
+    if (const Entry* e = find(es, "description")) {
+        if (e->value.IsScalar()) {
+            r.description = e->value.Scalar();
+        } else if (!e->value.IsNull()) {
+            text(e->value, &e->key_node, "description", key_pos(*e), true);
+        }
+    }
+    if (const Entry* e = find(es, "when")) {
+        if (auto p = condition(*e)) r.when = std::move(*p);
+    } else {
+        error(pos, label + " has no 'when' condition");
+    }
+    if (const Entry* e = find(es, "clear_when")) r.clear_when = condition(*e);
+    if (const Entry* e = find(es, "for")) {
+        if (const auto d = duration(*e, "for", true)) r.for_duration = *d;
+    }
+    if (const Entry* e = find(es, "cooldown")) {
+        if (const auto d = duration(*e, "cooldown", true)) r.cooldown = *d;
+    }
+    if (const Entry* e = find(es, "severity")) {
+        if (const auto s = plain_scalar(*e, "severity")) {
+            if (*s == "info") {
+                r.severity = RuleSeverity::Info;
+            } else if (*s == "warning") {
+                r.severity = RuleSeverity::Warning;
+            } else if (*s == "critical") {
+                r.severity = RuleSeverity::Critical;
+            } else {
+                std::string msg = "severity: unknown severity '" + *s + "'";
+                const std::string near = suggest(*s, kSeverities);
+                msg += near.empty() ? " (expected info, warning or critical)"
+                                    : " (did you mean '" + near + "'?)";
+                error(value_pos(*e), msg);
+            }
+        }
+    }
+    if (const Entry* e = find(es, "actions")) actions(*e, "actions", r.actions);
+    if (const Entry* e = find(es, "on_clear")) actions(*e, "on_clear", r.on_clear);
+
+    if (diags_.items().size() != errors_before) return;  // reported; the set is rejected
+
+    r.sensors = r.when.sensors;
+    r.uses_time = r.for_duration.count() > 0 || r.when.uses_time;
+    if (r.clear_when) {
+        for (std::uint32_t s : r.clear_when->sensors) {
+            if (std::find(r.sensors.begin(), r.sensors.end(), s) == r.sensors.end()) {
+                r.sensors.push_back(s);
+            }
+        }
+        r.uses_time = r.uses_time || r.clear_when->uses_time;
+    }
+    r.definition = "when=" + r.when.canonical + "\nfor=" + format_duration(r.for_duration) +
+                   "\nclear_when=" + (r.clear_when ? r.clear_when->canonical : std::string()) +
+                   "\ncooldown=" + format_duration(r.cooldown);
+    rules_.push_back(std::move(r));
+}
+
+void RuleSetBuilder::actions(const Entry& e, const std::string& label,
+                             std::vector<ActionSpec>& out) {
+    if (e.value.IsNull()) return;
+    if (!e.value.IsSequence()) {
+        error(value_pos(e), label +
+                                ": expected a list of actions (- publish: …, - output: …, "
+                                "- exec: […], - log: …), got " +
+                                describe(e.value));
+        return;
+    }
+    for (const YAML::Node& item : e.value) {
+        const SourcePos item_pos = src_->at_node(item, key_pos(e));
+        if (!item.IsMap()) {
+            error(item_pos, label +
+                                ": an action is a map with one of publish, output, exec, "
+                                "log; got " +
+                                describe(item));
+            continue;
+        }
+        const std::vector<Entry> kinds = entries(item, kActionKinds, "action", " in " + label);
+        if (kinds.empty()) {
+            if (item.size() == 0) error(item_pos, label + ": empty action");
+            continue;
+        }
+        if (kinds.size() > 1) {
+            error(key_pos(kinds[1]), label +
+                                         ": an action has exactly one of publish, output, "
+                                         "exec, log; start a new list item for '" +
+                                         kinds[1].key + "' (- " + kinds[1].key + ": …)");
+            continue;
+        }
+        if (auto a = action(kinds[0], label)) out.push_back(std::move(*a));
+    }
+}
+
+std::optional<ActionSpec> RuleSetBuilder::action(const Entry& e, const std::string& label) {
+    if (e.key == "publish") return publish(e, label);
+    if (e.key == "output") return output(e, label);
+    if (e.key == "exec") return exec(e, label);
+    auto t = templ(e.value, &e.key_node, "log", key_pos(e));
+    if (!t) return std::nullopt;
+    return LogSpec{std::move(*t)};
+}
+
+std::optional<ActionSpec> RuleSetBuilder::publish(const Entry& e, const std::string& label) {
+    if (!e.value.IsMap()) {
+        error(value_pos(e),
+              label + ": publish: expected a map with topic and payload, got " + describe(e.value));
+        return std::nullopt;
+    }
+    const std::vector<Entry> es = entries(e.value, kPublishKeys, "key", " in publish");
+    PublishSpec p;
+    bool ok = true;
+    if (const Entry* t = find(es, "topic")) {
+        auto topic = templ(t->value, &t->key_node, "topic", key_pos(*t));
+        if (topic) {
+            bool has_text = false;
+            for (const Template::Part& part : topic->parts) {
+                if (part.expr) {
+                    has_text = true;
+                    continue;
+                }
+                if (!part.text.empty()) has_text = true;
+                if (part.text.find_first_of("+#") != std::string::npos) {
+                    error(value_pos(*t),
+                          "topic: a publish topic must not contain the MQTT "
+                          "wildcards '+' or '#'");
+                    ok = false;
+                }
+            }
+            if (!has_text) {
+                error(value_pos(*t), "topic: must not be empty");
+                ok = false;
+            }
+            p.topic = std::move(*topic);
+        } else {
+            ok = false;
+        }
+    } else {
+        error(key_pos(e), "publish: missing 'topic'");
+        ok = false;
+    }
+    if (const Entry* pl = find(es, "payload")) {
+        if (auto payload = templ(pl->value, &pl->key_node, "payload", key_pos(*pl))) {
+            p.payload = std::move(*payload);
+        } else {
+            ok = false;
+        }
+    }
+    if (const Entry* q = find(es, "qos")) {
+        if (q->value.IsScalar() && (q->value.Scalar() == "0" || q->value.Scalar() == "1")) {
+            p.qos = q->value.Scalar() == "1" ? 1 : 0;
+        } else {
+            error(value_pos(*q), "qos: expected 0 or 1, got " + describe(q->value));
+            ok = false;
+        }
+    }
+    if (const Entry* r = find(es, "retain")) {
+        if (const auto b = boolean(*r, "retain")) {
+            p.retain = *b;
+        } else {
+            ok = false;
+        }
+    }
+    if (!ok) return std::nullopt;
+    return p;
+}
+
+std::optional<ActionSpec> RuleSetBuilder::output(const Entry& e, const std::string& label) {
+    if (!e.value.IsMap()) {
+        error(value_pos(e),
+              label + ": output: expected a map with name and value, got " + describe(e.value));
+        return std::nullopt;
+    }
+    const std::vector<Entry> es = entries(e.value, kOutputKeys, "key", " in output");
+    OutputSpec o;
+    bool ok = true;
+    if (const Entry* n = find(es, "name")) {
+        if (const auto name = plain_scalar(*n, "output name")) {
+            if (options_.outputs) {
+                const auto& known = *options_.outputs;
+                if (std::find(known.begin(), known.end(), *name) == known.end()) {
+                    std::string msg = "unknown output '" + *name + "'";
+                    const std::string near = suggest(*name, known);
+                    if (!near.empty()) msg += " (did you mean '" + near + "'?)";
+                    error(value_pos(*n), msg);
+                    ok = false;
+                }
+            } else if (!valid_output_name(*name)) {
+                error(value_pos(*n),
+                      "'" + *name + "' is not a valid output name ([a-z][a-z0-9_]*)");
+                ok = false;
+            }
+            o.name = *name;
+        } else {
+            ok = false;
+        }
+    } else {
+        error(key_pos(e), "output: missing 'name'");
+        ok = false;
+    }
+    if (const Entry* v = find(es, "value")) {
+        const std::string s = v->value.IsScalar() ? lower(v->value.Scalar()) : std::string();
+        if (s == "on" || s == "true") {
+            o.on = true;
+        } else if (s == "off" || s == "false") {
+            o.on = false;
+        } else {
+            error(value_pos(*v),
+                  "value: expected on, off, true or false, got " + describe(v->value));
+            ok = false;
+        }
+    } else {
+        error(key_pos(e), "output: missing 'value' (on or off)");
+        ok = false;
+    }
+    if (const Entry* f = find(es, "for")) {
+        if (const auto d = duration(*f, "for", false)) {
+            o.duration = *d;
+        } else {
+            ok = false;
+        }
+    }
+    if (!ok) return std::nullopt;
+    return o;
+}
+
+std::optional<ActionSpec> RuleSetBuilder::exec(const Entry& e, const std::string& label) {
+    ExecSpec x;
+    YAML::Node argv = e.value;
+    SourcePos argv_pos = value_pos(e);
+    bool ok = true;
+    if (e.value.IsMap()) {
+        const std::vector<Entry> es = entries(e.value, kExecKeys, "key", " in exec");
+        if (const Entry* t = find(es, "timeout")) {
+            if (const auto d = duration(*t, "timeout", false)) {
+                x.timeout = *d;
+            } else {
+                ok = false;
+            }
+        }
+        const Entry* a = find(es, "argv");
+        if (!a) {
+            error(key_pos(e), "exec: missing 'argv'");
+            return std::nullopt;
+        }
+        argv = a->value;
+        argv_pos = value_pos(*a);
+    }
+    if (!argv.IsSequence()) {
+        error(argv_pos, label +
+                            ": exec: expected a list of arguments, e.g. exec: "
+                            "[/usr/local/bin/notify, \"hot\"] (no shell runs, so one command "
+                            "line in a string does not work)");
+        return std::nullopt;
+    }
+    if (argv.size() == 0) {
+        error(argv_pos, "exec: the argument list is empty (the first is the program to run)");
+        return std::nullopt;
+    }
+    for (const YAML::Node& arg : argv) {
+        auto t = templ(arg, nullptr, "exec argument", argv_pos);
+        if (t) {
+            x.argv.push_back(std::move(*t));
+        } else {
+            ok = false;
+        }
+    }
+    if (ok && x.argv.front().source.empty()) {
+        error(argv_pos, "exec: the program (first argument) is empty");
+        ok = false;
+    }
+    if (!ok) return std::nullopt;
+    return x;
+}
+
+CompileResult RuleSetBuilder::finish() {
+    CompileResult result;
+    if (!diags_.has_errors()) {
+        auto set = std::make_shared<RuleSet>();
+        set->rules_ = std::move(rules_);
+        set->sensors_ = symbols_.sensors();
+        set->windows_ = symbols_.windows();
+        set->files_ = std::move(files_);
+        result.rules = std::move(set);
+    }
+    result.diagnostics = std::move(diags_);
+    return result;
+}
+
+CompileResult compile_rules(std::vector<RuleSource> sources, const CheckOptions& options) {
+    std::stable_sort(sources.begin(), sources.end(),
+                     [](const RuleSource& a, const RuleSource& b) { return a.path < b.path; });
+    sources.erase(
+        std::unique(sources.begin(), sources.end(),
+                    [](const RuleSource& a, const RuleSource& b) { return a.path == b.path; }),
+        sources.end());
+    RuleSetBuilder b(options);
+    for (const RuleSource& s : sources)
+        b.file(s);
+    return b.finish();
+}
+
+}  // namespace tg::rules
