@@ -5,6 +5,7 @@
 
 #include "core/json_writer.h"
 #include "envelope.h"
+#include "sd_notify.h"
 
 namespace tg {
 namespace {
@@ -100,7 +101,8 @@ int Gateway::run() {
     started_mono_ = clock_.monotonic();
     next_metrics_ = started_mono_ + cfg_.metrics.interval;
     link_->set_birth(status_online());
-    link_->set_limits(128, std::min<std::uint64_t>(cfg_.outbox.max_bytes, 16u << 20));
+    link_->set_limits(128, static_cast<std::size_t>(
+                               std::min<std::uint64_t>(cfg_.outbox.max_bytes, 16u << 20)));
     log_info("gateway", "tidegate " TIDEGATE_VERSION " starting as '" + cfg_.gateway.id +
                             "' with " + std::to_string(sensors_.size()) +
                             " sensor(s); topics under " + base_ + "/");
@@ -111,9 +113,16 @@ int Gateway::run() {
         if (!s.driver->polled()) s.driver->start(*this);
     }
 
+    // systemd (Type=notify, WatchdogSec): ready once drivers and the link are
+    // started -- not once connected, the gateway works offline -- and the
+    // watchdog is fed from this loop at half of WATCHDOG_USEC.
+    sd::notify("READY=1\nSTATUS=running");
+    sd::Watchdog watchdog;
+
     std::optional<MonoTime> drain_until;
     for (;;) {
         MonoTime now = clock_.monotonic();
+        watchdog.kick(now);
         if (!stopping_) poll_due(now);
         link_->on_timer(now);
         if (!stopping_ && now >= next_metrics_) publish_metrics(now);
@@ -125,6 +134,7 @@ int Gateway::run() {
 
         MonoTime deadline =
             stopping_ ? std::min(*drain_until, next_deadline(now)) : next_deadline(now);
+        if (auto w = watchdog.deadline(); w && *w < deadline) deadline = *w;
         auto m = queue_.pop_until(deadline);
         // Take what has piled up in one go, so a burst of acks costs one wake-up.
         for (int i = 0; m && i < 1024; ++i) {
@@ -193,6 +203,7 @@ void Gateway::handle(Message& m) {
             } else if constexpr (std::is_same_v<T, StopRequest>) {
                 if (!stopping_) {
                     log_info("gateway", "signal " + std::to_string(msg.signal) + ": shutting down");
+                    sd::notify("STOPPING=1");
                     stopping_ = true;
                     for (Sensor& s : sensors_)
                         s.driver->stop();
