@@ -32,4 +32,13 @@ const std::vector<std::string>& Options::strings(const std::string& name) const 
     return std::get<std::vector<std::string>>(get(name));
 }
 
+std::optional<bool> parse_on_off(std::string_view text) {
+    std::string lower;
+    for (char c : text)
+        lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    if (lower == "on" || lower == "true") return true;
+    if (lower == "off" || lower == "false") return false;
+    return std::nullopt;
+}
+
 }  // namespace tg::drivers

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -88,12 +89,26 @@ class Driver {
     // Polled drivers are asked for a reading at every interval by the loop.
     virtual bool polled() const { return true; }
     virtual void start(Sink& sink) { (void)sink; }
-    // Takes one reading now. Called on the event loop: must not block long.
-    virtual void poll(const Clock& clock, Sink& sink) = 0;
+    // Takes one reading now (one per sensor it serves). Called on the event
+    // loop: must not block long. Drivers that are not polled never get it.
+    virtual void poll(const Clock& clock, Sink& sink) { (void)clock, (void)sink; }
     virtual void stop() {}
+
+    // Drivers fed by the gateway's MQTT connection (the mqtt input driver):
+    // the topic filters to subscribe to, and each message that matched one.
+    virtual std::vector<std::string> subscriptions() const { return {}; }
+    virtual void on_message(const std::string& topic, const std::string& payload,
+                            const Clock& clock, Sink& sink) {
+        (void)topic, (void)payload, (void)clock, (void)sink;
+    }
 };
 
-using DriverFactory = std::unique_ptr<Driver> (*)(const SensorSpec&);
+// Creates the driver for one sensor, or for several sensors that share one
+// reader (same serial device, MQTT topic or command: see share_key). Must not
+// touch the device: it only validates and prepares. Throws OptionError.
+using DriverFactory = std::unique_ptr<Driver> (*)(std::span<const SensorSpec> sensors);
+// Sensors of one driver with equal non-empty keys share one Driver instance.
+using ShareKey = std::string (*)(const SensorSpec& sensor);
 
 struct DriverInfo {
     std::string_view name;
@@ -101,15 +116,45 @@ struct DriverInfo {
     std::span<const OptionSpec> options;
     bool fixed_type = false;  // the driver decides the value type itself
     ValueType type = ValueType::Number;
-    DriverFactory create;  // validates cross-option rules; throws OptionError
+    DriverFactory create;          // validates cross-option rules; throws OptionError
+    ShareKey share_key = nullptr;  // nullptr: every sensor has its own driver
 };
+
+// What an output driver may use of the gateway: the MQTT link, for outputs
+// that switch another device by publishing to its topic.
+class OutputEnv {
+  public:
+    virtual ~OutputEnv() = default;
+    virtual void publish(const std::string& topic, const std::string& payload, int qos,
+                         bool retain) = 0;
+};
+
+// An output: something rules (and, with remote: true, MQTT commands) switch
+// on and off. Called on the event loop only; set() must not block long.
+class Output {
+  public:
+    virtual ~Output() = default;
+    // Opens the device and applies the initial state; throws std::runtime_error
+    // with a clear message when the device is missing.
+    virtual void start() {}
+    // Switches; throws std::runtime_error on failure.
+    virtual void set(bool on) = 0;
+    virtual void stop() {}
+};
+
+using OutputFactory = std::unique_ptr<Output> (*)(const std::string& name, const Options& options,
+                                                  OutputEnv& env);
 
 // Output drivers: things rules switch on and off.
 struct OutputInfo {
     std::string_view name;
     std::string_view summary;
     std::span<const OptionSpec> options;
+    OutputFactory create = nullptr;  // validates (no I/O); throws OptionError
 };
+
+// "on"/"off"/"true"/"false" in any case (SPEC §2); nullopt otherwise.
+std::optional<bool> parse_on_off(std::string_view text);
 
 std::span<const DriverInfo> driver_registry();
 const DriverInfo* find_driver(std::string_view name);

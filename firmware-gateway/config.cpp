@@ -3,8 +3,6 @@
 // `tidegate check` shows all of them at once instead of one per run.
 #include "config.h"
 
-#include "core/units.h"
-
 #include <fcntl.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -21,6 +19,8 @@
 #include <system_error>
 #include <utility>
 
+#include "core/units.h"
+
 namespace tg {
 namespace {
 
@@ -33,7 +33,9 @@ using std::chrono::milliseconds;
 // ---------------------------------------------------------------------------
 // Small text helpers
 
-std::string errno_text(int err) { return std::generic_category().message(err); }
+std::string errno_text(int err) {
+    return std::generic_category().message(err);
+}
 
 // Reads a whole file; on failure returns false with the system's reason.
 bool read_whole_file(const std::string& path, std::string& out, std::string& why) {
@@ -60,7 +62,8 @@ bool read_whole_file(const std::string& path, std::string& out, std::string& why
 }
 
 std::string lower(std::string s) {
-    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : s)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
 }
 
@@ -74,8 +77,8 @@ std::string join(const std::vector<std::string>& words) {
 }
 
 bool is_id_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 bool is_valid_gateway_id(const std::string& id) {
@@ -104,10 +107,10 @@ bool is_valid_sensor_name(const std::string& name) {
 
 // Words an expression or template could not tell from a sensor name (§5.1).
 constexpr std::array<std::string_view, 21> kReservedNames{{
-    "and", "or", "not", "true", "false",                                   // keywords
-    "avg", "min", "max", "sum", "count", "stddev", "delta", "rate", "age",  // functions
-    "abs", "round", "between",                                              //
-    "rule", "gateway", "severity", "ts",                                    // template names
+    "and",  "or",      "not",      "true", "false",                                    // keywords
+    "avg",  "min",     "max",      "sum",  "count", "stddev", "delta", "rate", "age",  // functions
+    "abs",  "round",   "between",                                                      //
+    "rule", "gateway", "severity", "ts",  // template names
 }};
 
 bool is_reserved(const std::string& name) {
@@ -120,10 +123,14 @@ bool is_reserved(const std::string& name) {
 
 std::string describe(const YAML::Node& n) {
     switch (n.Type()) {
-        case YAML::NodeType::Map: return "a map";
-        case YAML::NodeType::Sequence: return "a list";
-        case YAML::NodeType::Scalar: return "'" + n.Scalar() + "'";
-        default: return "nothing";
+        case YAML::NodeType::Map:
+            return "a map";
+        case YAML::NodeType::Sequence:
+            return "a list";
+        case YAML::NodeType::Scalar:
+            return "'" + n.Scalar() + "'";
+        default:
+            return "nothing";
     }
 }
 
@@ -279,7 +286,7 @@ std::optional<OptValue> default_option(const OptionSpec& spec, std::string_view 
     }
     if (!v) {
         // A broken table is a bug in the driver, not in the user's file.
-        throw std::logic_error("driver '" + std::string(owner) + "': default of option '" +
+        throw std::logic_error(std::string(owner) + ": default of option '" +
                                std::string(spec.name) + "' is invalid: " + why);
     }
     return v;
@@ -305,21 +312,21 @@ struct Entry {
 const std::vector<std::string> kTopKeys{"gateway", "mqtt",    "rules",   "outbox",
                                         "journal", "metrics", "sensors", "outputs"};
 const std::vector<std::string> kGatewayKeys{"id", "data_dir"};
-const std::vector<std::string> kMqttKeys{"uri",       "version",  "client_id",
-                                         "topic_prefix", "qos",   "keepalive",
-                                         "username",  "password_file", "tls"};
+const std::vector<std::string> kMqttKeys{"uri",          "version",       "client_id",
+                                         "topic_prefix", "qos",           "keepalive",
+                                         "username",     "password_file", "tls"};
 const std::vector<std::string> kTlsKeys{"ca_file", "cert_file", "key_file", "verify_hostname"};
 const std::vector<std::string> kRulesKeys{"paths", "tick"};
 const std::vector<std::string> kOutboxKeys{"max_bytes", "sync"};
 const std::vector<std::string> kJournalKeys{"retain_bytes"};
 const std::vector<std::string> kMetricsKeys{"interval"};
-const std::vector<std::string> kSensorKeys{"name",      "driver",   "interval",  "type",
-                                           "unit",      "range",    "precision", "deadband",
-                                           "heartbeat", "publish",  "options"};
+const std::vector<std::string> kSensorKeys{"name",      "driver",  "interval",  "type",
+                                           "unit",      "range",   "precision", "deadband",
+                                           "heartbeat", "publish", "options"};
 const std::vector<std::string> kOutputKeys{"name", "driver", "options", "remote"};
 
 class Loader {
-public:
+  public:
     explicit Loader(std::string file) : file_(std::move(file)) {
         std::error_code ec;
         if (file_.empty()) {
@@ -334,7 +341,7 @@ public:
     std::vector<SourceError>& errors() { return errors_; }
     std::vector<SourceError>& warnings() { return warnings_; }
 
-private:
+  private:
     // Positions -------------------------------------------------------------
     SourcePos mark_pos(const YAML::Mark& m) const {
         if (m.is_null() || m.line < 0) return SourcePos{file_, 1, 1};
@@ -452,7 +459,8 @@ std::vector<Entry> Loader::entries(const YAML::Node& map, const std::vector<std:
 
 std::vector<Entry> Loader::section(const Entry& e, const std::vector<std::string>& allowed) {
     if (e.value.IsMap()) return entries(e.value, allowed, "key", " in '" + e.key + "'");
-    if (!e.value.IsNull()) error(value_pos(e), e.key + ": expected a map, got " + describe(e.value));
+    if (!e.value.IsNull())
+        error(value_pos(e), e.key + ": expected a map, got " + describe(e.value));
     return {};
 }
 
@@ -508,14 +516,22 @@ Config Loader::load(const std::string& text) {
     const std::vector<Entry> top =
         root.IsMap() ? entries(root, kTopKeys, "key", "") : std::vector<Entry>{};
     for (const Entry& e : top) {
-        if (e.key == "gateway") gateway(e, c);
-        else if (e.key == "mqtt") mqtt(e, c);
-        else if (e.key == "rules") rules(e, c);
-        else if (e.key == "outbox") outbox(e, c);
-        else if (e.key == "journal") journal(e, c);
-        else if (e.key == "metrics") metrics(e, c);
-        else if (e.key == "sensors") sensors(e, c);
-        else if (e.key == "outputs") outputs(e, c);
+        if (e.key == "gateway")
+            gateway(e, c);
+        else if (e.key == "mqtt")
+            mqtt(e, c);
+        else if (e.key == "rules")
+            rules(e, c);
+        else if (e.key == "outbox")
+            outbox(e, c);
+        else if (e.key == "journal")
+            journal(e, c);
+        else if (e.key == "metrics")
+            metrics(e, c);
+        else if (e.key == "sensors")
+            sensors(e, c);
+        else if (e.key == "outputs")
+            outputs(e, c);
     }
     if (!find(top, "sensors")) {
         error(pos(root, SourcePos{file_, 1, 1}), "missing required key 'sensors'");
@@ -533,8 +549,8 @@ void Loader::gateway(const Entry& top, Config& c) {
                 if (is_valid_gateway_id(*v)) {
                     c.gateway.id = *v;
                 } else {
-                    error(value_pos(e), "gateway.id: '" + *v +
-                                            "' may only contain letters, digits, '_' and '-'");
+                    error(value_pos(e),
+                          "gateway.id: '" + *v + "' may only contain letters, digits, '_' and '-'");
                 }
             }
         } else if (e.key == "data_dir") {
@@ -681,12 +697,13 @@ void Loader::rules(const Entry& top, Config& c) {
                 }
             };
             if (e.value.IsSequence()) {
-                for (const YAML::Node& item : e.value) add(item, pos(item, value_pos(e)));
+                for (const YAML::Node& item : e.value)
+                    add(item, pos(item, value_pos(e)));
             } else if (e.value.IsScalar()) {
                 add(e.value, value_pos(e));
             } else if (!e.value.IsNull()) {
-                error(value_pos(e), "rules.paths: expected a list of files or folders, got " +
-                                        describe(e.value));
+                error(value_pos(e),
+                      "rules.paths: expected a list of files or folders, got " + describe(e.value));
                 ok = false;
             }
             if (ok) c.rules.paths = std::move(paths);
@@ -743,7 +760,8 @@ void Loader::sensors(const Entry& top, Config& c) {
         error(value_pos(top), "sensors: expected a list of sensors, got " + describe(top.value));
         return;
     }
-    for (const YAML::Node& item : top.value) sensor(item, c);
+    for (const YAML::Node& item : top.value)
+        sensor(item, c);
 }
 
 void Loader::outputs(const Entry& top, Config& c) {
@@ -752,7 +770,8 @@ void Loader::outputs(const Entry& top, Config& c) {
         error(value_pos(top), "outputs: expected a list of outputs, got " + describe(top.value));
         return;
     }
-    for (const YAML::Node& item : top.value) output(item, c);
+    for (const YAML::Node& item : top.value)
+        output(item, c);
 }
 
 drivers::Options Loader::options(const Entry* e, std::span<const OptionSpec> table,
@@ -760,10 +779,13 @@ drivers::Options Loader::options(const Entry* e, std::span<const OptionSpec> tab
                                  std::map<std::string, SourcePos>& positions) {
     drivers::Options out;
     std::vector<std::string> names;
-    for (const OptionSpec& s : table) names.emplace_back(s.name);
+    for (const OptionSpec& s : table)
+        names.emplace_back(s.name);
 
+    std::vector<std::string> given;  // written by the user, valid or not
     if (e && e->value.IsMap()) {
         for (const Entry& o : entries(e->value, names, "option", " for " + owner)) {
+            given.push_back(o.key);
             const auto spec = std::find_if(table.begin(), table.end(),
                                            [&](const OptionSpec& s) { return s.name == o.key; });
             std::string why;
@@ -784,11 +806,10 @@ drivers::Options Loader::options(const Entry* e, std::span<const OptionSpec> tab
 
     for (const OptionSpec& s : table) {
         const std::string name(s.name);
-        if (out.has(name) || positions.count(name)) continue;
+        if (std::find(given.begin(), given.end(), name) != given.end()) continue;
         if (s.required) {
-            error(e ? key_pos(*e) : owner_pos,
-                  "missing required option '" + name + "' for " + owner + " (" +
-                      std::string(s.help) + ")");
+            error(e ? key_pos(*e) : owner_pos, "missing required option '" + name + "' for " +
+                                                   owner + " (" + std::string(s.help) + ")");
             continue;
         }
         if (auto v = default_option(s, owner)) out.set(name, std::move(*v));
@@ -816,8 +837,8 @@ void Loader::sensor(const YAML::Node& node, Config& c) {
                              "': use segments of [a-z][a-z0-9_]* joined by '.', "
                              "e.g. greenhouse.temp");
             } else if (is_reserved(*v)) {
-                error(p, "'" + *v +
-                             "' is reserved in rule expressions and cannot be a sensor name");
+                error(p,
+                      "'" + *v + "' is reserved in rule expressions and cannot be a sensor name");
             } else if (auto [it, inserted] = sensor_lines_.try_emplace(*v, p.line); !inserted) {
                 error(p, "duplicate sensor name '" + *v + "' (first defined at line " +
                              std::to_string(it->second) + ")");
@@ -860,9 +881,12 @@ void Loader::sensor(const YAML::Node& node, Config& c) {
         } else if (e.key == "type") {
             if (auto v = get(e, "type", as_string)) {
                 std::optional<ValueType> t;
-                if (*v == "number") t = ValueType::Number;
-                else if (*v == "boolean") t = ValueType::Boolean;
-                else if (*v == "string") t = ValueType::String;
+                if (*v == "number")
+                    t = ValueType::Number;
+                else if (*v == "boolean")
+                    t = ValueType::Boolean;
+                else if (*v == "string")
+                    t = ValueType::String;
                 if (!t) {
                     error(value_pos(e),
                           "type: expected number, boolean or string, got '" + *v + "'");
@@ -898,8 +922,8 @@ void Loader::sensor(const YAML::Node& node, Config& c) {
         } else if (e.key == "precision") {
             if (auto v = get(e, "precision", as_integer)) {
                 if (*v < 0 || *v > 15) {
-                    error(value_pos(e), "precision: must be 0 to 15, got '" +
-                                            e.value.Scalar() + "'");
+                    error(value_pos(e),
+                          "precision: must be 0 to 15, got '" + e.value.Scalar() + "'");
                 } else {
                     s.precision = static_cast<int>(*v);
                 }
@@ -907,8 +931,8 @@ void Loader::sensor(const YAML::Node& node, Config& c) {
         } else if (e.key == "deadband") {
             if (auto v = get(e, "deadband", as_number)) {
                 if (*v < 0) {
-                    error(value_pos(e), "deadband: must not be negative, got '" +
-                                            e.value.Scalar() + "'");
+                    error(value_pos(e),
+                          "deadband: must not be negative, got '" + e.value.Scalar() + "'");
                 } else {
                     s.deadband = *v;
                 }
@@ -919,10 +943,14 @@ void Loader::sensor(const YAML::Node& node, Config& c) {
             }
         } else if (e.key == "publish") {
             if (auto v = get(e, "publish", as_string)) {
-                if (*v == "all") s.publish = PublishMode::All;
-                else if (*v == "events") s.publish = PublishMode::Events;
-                else if (*v == "state") s.publish = PublishMode::State;
-                else if (*v == "none") s.publish = PublishMode::None;
+                if (*v == "all")
+                    s.publish = PublishMode::All;
+                else if (*v == "events")
+                    s.publish = PublishMode::Events;
+                else if (*v == "state")
+                    s.publish = PublishMode::State;
+                else if (*v == "none")
+                    s.publish = PublishMode::None;
                 else {
                     error(value_pos(e),
                           "publish: expected all, events, state or none, got '" + *v + "'");
@@ -942,7 +970,8 @@ void Loader::sensor(const YAML::Node& node, Config& c) {
     // Cross-option rules live in the driver; creating it (no I/O) checks them.
     if (errors_.size() == errors_before && info->create) {
         try {
-            std::unique_ptr<drivers::Driver> probe = info->create(s.spec());
+            const drivers::SensorSpec probe_spec = s.spec();
+            std::unique_ptr<drivers::Driver> probe = info->create(std::span(&probe_spec, 1));
         } catch (const drivers::OptionError& oe) {
             const auto it = positions.find(oe.key());
             if (it != positions.end()) {
@@ -1024,8 +1053,8 @@ void Loader::output(const YAML::Node& node, Config& c) {
             } else {
                 const auto it = positions.find("initial");
                 error(it != positions.end() ? it->second : o.pos,
-                      "option 'initial': expected on or off, got '" +
-                          o.options.string("initial") + "'");
+                      "option 'initial': expected on or off, got '" + o.options.string("initial") +
+                          "'");
             }
         }
     }
@@ -1078,11 +1107,13 @@ Config parse_config(const std::string& text, const std::string& file, Diagnostic
     std::stable_sort(loader.errors().begin(), loader.errors().end(), by_place);
     std::stable_sort(loader.warnings().begin(), loader.warnings().end(), by_place);
     if (warnings) {
-        for (SourceError& w : loader.warnings()) warnings->add(std::move(w));
+        for (SourceError& w : loader.warnings())
+            warnings->add(std::move(w));
     }
     if (!loader.errors().empty()) {
         Diagnostics d;
-        for (SourceError& e : loader.errors()) d.add(std::move(e));
+        for (SourceError& e : loader.errors())
+            d.add(std::move(e));
         throw LoadError(std::move(d));
     }
     return c;

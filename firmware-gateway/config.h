@@ -1,5 +1,11 @@
 // Configuration (SPEC §2): loaded from YAML, validated strictly. Every problem
 // in the file is reported at once, each as FILE:LINE:COL: error: MESSAGE.
+//
+// Relative paths in the file (gateway.data_dir, mqtt.password_file, the
+// mqtt.tls files and rules.paths entries) are resolved against the directory
+// of the config file itself, not the working directory, so a config and the
+// files next to it can be moved together; absolute paths are kept as written.
+// The values stored below are the resolved paths.
 #pragma once
 
 #include <chrono>
@@ -104,9 +110,12 @@ struct Config {
     std::string topic_base() const { return mqtt.topic_prefix + "/" + gateway.id; }
 };
 
-// Loads and validates `path`. Throws LoadError carrying every problem found
-// (a missing or unreadable file is one error naming the file). Warnings (things
-// that may resolve at run time) are returned in `warnings` when given.
+// Loads and validates `path`. Throws LoadError carrying every error found, in
+// document order (a missing or unreadable file is one error naming the file).
+// Warnings (things that may resolve at run time, settings without effect) are
+// appended to `warnings` when given, whether or not the load fails; they never
+// appear in the LoadError. Files the config names (mqtt.password_file, the TLS
+// files) are read at load time.
 Config load_config(const std::string& path, Diagnostics* warnings = nullptr);
 
 // Same, from text already in memory; `file` names it in messages.

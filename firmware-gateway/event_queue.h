@@ -24,6 +24,12 @@ struct BadReading {
     std::string reason;  // machine word: bad_reading, parse, crc, …
     std::string detail;
 };
+// A message from the broker on one of our subscriptions.
+struct MqttIncoming {
+    std::string topic;
+    std::string payload;
+    bool retained = false;
+};
 struct MqttConnected {};
 struct MqttConnectFailed {
     std::string why;
@@ -46,8 +52,8 @@ struct StopRequest {
 struct ReloadRequest {};
 
 using Message =
-    std::variant<Reading, BadReading, MqttConnected, MqttConnectFailed, MqttConnectionLost,
-                 MqttDelivered, MqttDeliveryFailed, StopRequest, ReloadRequest>;
+    std::variant<Reading, BadReading, MqttIncoming, MqttConnected, MqttConnectFailed,
+                 MqttConnectionLost, MqttDelivered, MqttDeliveryFailed, StopRequest, ReloadRequest>;
 
 class EventQueue {
   public:
@@ -68,7 +74,8 @@ class EventQueue {
     std::size_t size() const;
 
   private:
-    static bool bounded(const Message& m) { return m.index() <= 1; }
+    // Readings, bad readings and incoming MQTT messages are data: bounded.
+    static bool bounded(const Message& m) { return m.index() <= 2; }
     std::optional<Message> take_locked();
 
     const std::size_t capacity_;

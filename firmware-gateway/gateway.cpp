@@ -1,5 +1,6 @@
 #include "gateway.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -35,21 +36,52 @@ Gateway::Gateway(Config cfg, const Clock& clock)
     link_ = std::make_unique<MqttLink>(cfg_.mqtt, queue_, base_ + "/status", offline_payload());
     sensors_.reserve(cfg_.sensors.size());
     for (const SensorConfig& sc : cfg_.sensors) {
-        const drivers::DriverInfo* info = drivers::find_driver(sc.driver);
-        if (!info) throw std::runtime_error("unknown driver '" + sc.driver + "'");
         Sensor s;
         s.cfg = &sc;
-        s.driver = info->create(sc.spec());
         s.events_topic = base_ + "/events/" + sc.path();
         s.state_topic = base_ + "/state/" + sc.path();
         sensors_.push_back(std::move(s));
+    }
+    create_drivers();
+}
+
+void Gateway::create_drivers() {
+    // Group sensors that share a reader: same driver and the same non-empty
+    // share key (e.g. one serial device); every other sensor is alone.
+    std::vector<std::pair<std::string, std::vector<const SensorConfig*>>> groups;
+    for (const SensorConfig& sc : cfg_.sensors) {
+        const drivers::DriverInfo* info = drivers::find_driver(sc.driver);
+        if (!info) throw std::runtime_error("unknown driver '" + sc.driver + "'");
+        std::string key;
+        if (info->share_key) key = info->share_key(sc.spec());
+        auto it = key.empty() ? groups.end()
+                              : std::find_if(groups.begin(), groups.end(), [&](const auto& g) {
+                                    return g.first == sc.driver + "\n" + key;
+                                });
+        if (it == groups.end()) {
+            groups.push_back({key.empty() ? std::string() : sc.driver + "\n" + key, {&sc}});
+        } else {
+            it->second.push_back(&sc);
+        }
+    }
+    for (const auto& [key, members] : groups) {
+        std::vector<drivers::SensorSpec> specs;
+        DriverSlot slot;
+        slot.first_sensor = members.front()->name;
+        slot.interval = members.front()->interval;
+        for (const SensorConfig* sc : members) {
+            specs.push_back(sc->spec());
+            slot.interval = std::min(slot.interval, sc->interval);
+        }
+        slot.driver = drivers::find_driver(members.front()->driver)->create(specs);
+        drivers_.push_back(std::move(slot));
     }
 }
 
 Gateway::~Gateway() {
     queue_.close();
-    for (Sensor& s : sensors_)
-        s.driver->stop();
+    for (DriverSlot& d : drivers_)
+        d.driver->stop();
 }
 
 std::string Gateway::status_online() const {
@@ -108,9 +140,11 @@ int Gateway::run() {
                             " sensor(s); topics under " + base_ + "/");
     link_->start(started_mono_);
 
-    for (Sensor& s : sensors_) {
-        s.next_due = started_mono_;
-        if (!s.driver->polled()) s.driver->start(*this);
+    for (DriverSlot& d : drivers_) {
+        d.next_due = started_mono_;
+        for (const std::string& filter : d.driver->subscriptions())
+            link_->subscribe(filter, 1);
+        if (!d.driver->polled()) d.driver->start(*this);
     }
 
     // systemd (Type=notify, WatchdogSec): ready once drivers and the link are
@@ -157,8 +191,8 @@ int Gateway::run() {
 MonoTime Gateway::next_deadline(MonoTime now) const {
     MonoTime d = now + std::chrono::hours(1);
     if (!stopping_) {
-        for (const Sensor& s : sensors_) {
-            if (s.driver->polled() && s.next_due < d) d = s.next_due;
+        for (const DriverSlot& ds : drivers_) {
+            if (ds.driver->polled() && ds.next_due < d) d = ds.next_due;
         }
         if (next_metrics_ < d) d = next_metrics_;
     }
@@ -167,17 +201,16 @@ MonoTime Gateway::next_deadline(MonoTime now) const {
 }
 
 void Gateway::poll_due(MonoTime now) {
-    for (Sensor& s : sensors_) {
-        if (!s.driver->polled() || now < s.next_due) continue;
+    for (DriverSlot& d : drivers_) {
+        if (!d.driver->polled() || now < d.next_due) continue;
         try {
-            s.driver->poll(clock_, loop_sink_);
+            d.driver->poll(clock_, loop_sink_);
         } catch (const std::exception& e) {
-            on_bad_reading(BadReading{s.cfg->name, "bad_reading", e.what()});
+            on_bad_reading(BadReading{d.first_sensor, "bad_reading", e.what()});
         }
-        const auto interval = s.cfg->interval;
-        s.next_due += interval;
+        d.next_due += d.interval;
         // Fell behind (a slow poll, a suspended machine): skip, do not burst.
-        if (s.next_due < now) s.next_due = now + interval;
+        if (d.next_due < now) d.next_due = now + d.interval;
     }
 }
 
@@ -190,6 +223,8 @@ void Gateway::handle(Message& m) {
                 on_reading(std::move(msg));
             } else if constexpr (std::is_same_v<T, BadReading>) {
                 on_bad_reading(msg);
+            } else if constexpr (std::is_same_v<T, MqttIncoming>) {
+                on_incoming(msg);
             } else if constexpr (std::is_same_v<T, MqttConnected>) {
                 link_->on_connected();
             } else if constexpr (std::is_same_v<T, MqttConnectFailed>) {
@@ -205,8 +240,8 @@ void Gateway::handle(Message& m) {
                     log_info("gateway", "signal " + std::to_string(msg.signal) + ": shutting down");
                     sd::notify("STOPPING=1");
                     stopping_ = true;
-                    for (Sensor& s : sensors_)
-                        s.driver->stop();
+                    for (DriverSlot& d : drivers_)
+                        d.driver->stop();
                 }
             } else if constexpr (std::is_same_v<T, ReloadRequest>) {
                 log_info("gateway", "reload requested: no rule files are loaded by this version");
@@ -264,6 +299,17 @@ void Gateway::on_reading(Reading r) {
         }
     } else {
         link_->publish({s->state_topic, std::move(payload), qos, true});
+    }
+}
+
+void Gateway::on_incoming(const MqttIncoming& m) {
+    for (DriverSlot& d : drivers_) {
+        for (const std::string& filter : d.driver->subscriptions()) {
+            if (topic_matches(filter, m.topic)) {
+                d.driver->on_message(m.topic, m.payload, clock_, loop_sink_);
+                break;
+            }
+        }
     }
 }
 

@@ -41,14 +41,20 @@ class Gateway final : public drivers::Sink {
   private:
     struct Sensor {
         const SensorConfig* cfg = nullptr;
-        std::unique_ptr<drivers::Driver> driver;
         std::string events_topic;
         std::string state_topic;
-        MonoTime next_due{};
         // deadband/heartbeat bookkeeping
         std::optional<Value> last_published;
         MonoTime last_published_at{};
     };
+    // One driver instance; serves one sensor, or several sharing a reader.
+    struct DriverSlot {
+        std::unique_ptr<drivers::Driver> driver;
+        std::string first_sensor;                  // for messages
+        std::chrono::milliseconds interval{5000};  // the shortest of its sensors'
+        MonoTime next_due{};
+    };
+    void create_drivers();
     // Readings from polled drivers, taken on the loop thread itself.
     class LoopSink final : public drivers::Sink {
       public:
@@ -65,6 +71,7 @@ class Gateway final : public drivers::Sink {
     void handle(Message& m);
     void on_reading(Reading r);
     void on_bad_reading(const BadReading& b);
+    void on_incoming(const MqttIncoming& m);
     void deadletter(const std::string& source, const std::string& reason,
                     const std::string& detail);
     void poll_due(MonoTime now);
@@ -81,6 +88,7 @@ class Gateway final : public drivers::Sink {
     std::unique_ptr<MqttLink> link_;
     LoopSink loop_sink_;
     std::vector<Sensor> sensors_;
+    std::vector<DriverSlot> drivers_;
     bool stopping_ = false;
     WallTime started_wall_{};
     MonoTime started_mono_{};

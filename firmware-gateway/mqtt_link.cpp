@@ -94,6 +94,9 @@ MqttLink::MqttLink(const MqttConfig& cfg, EventQueue& queue, std::string status_
     client_ = std::make_unique<mqtt::async_client>(cfg_.uri, cfg_.client_id, copts, nullptr);
     publish_listener_ = std::make_unique<PublishListener>(queue_);
     connect_listener_ = std::make_unique<ConnectListener>(queue_);
+    client_->set_message_callback([this](mqtt::const_message_ptr m) {
+        queue_.post(MqttIncoming{m->get_topic(), m->get_payload_str(), m->is_retained()});
+    });
     client_->set_connection_lost_handler([this](const std::string& cause) {
         queue_.post_control(MqttConnectionLost{cause.empty() ? "connection lost" : cause});
     });
@@ -190,7 +193,23 @@ void MqttLink::on_connected() {
         pending_.push_front(Entry{next_id_++, OutMessage{status_topic_, birth_, 1, true}});
         pending_bytes_ += status_topic_.size() + birth_.size();
     }
+    for (const auto& [filter, qos] : subscriptions_)
+        send_subscribe(filter, qos);
     pump();
+}
+
+void MqttLink::subscribe(const std::string& filter, int qos) {
+    subscriptions_.emplace_back(filter, qos);
+    if (connected_) send_subscribe(filter, qos);
+}
+
+void MqttLink::send_subscribe(const std::string& filter, int qos) {
+    try {
+        client_->subscribe(filter, qos);
+    } catch (const mqtt::exception& e) {
+        // The connection is going away; the next connect subscribes again.
+        log_warn("mqtt", "subscribe to " + filter + " failed: " + e.what());
+    }
 }
 
 void MqttLink::on_connect_failed(const std::string& why, MonoTime now) {
@@ -298,6 +317,31 @@ void MqttLink::pump() {
             log_debug("mqtt", std::string("publish deferred: ") + ex.what());
             return;
         }
+    }
+}
+
+bool topic_matches(std::string_view filter, std::string_view topic) {
+    if (!topic.empty() && topic[0] == '$' && (filter.empty() || filter[0] != '$')) return false;
+    std::size_t f = 0, t = 0;
+    for (;;) {
+        const std::size_t fe = filter.find('/', f);
+        const std::string_view flevel =
+            filter.substr(f, fe == std::string_view::npos ? std::string_view::npos : fe - f);
+        if (flevel == "#") return true;
+        if (t > topic.size()) return false;
+        const std::size_t te = topic.find('/', t);
+        const std::string_view tlevel =
+            topic.substr(t, te == std::string_view::npos ? std::string_view::npos : te - t);
+        if (flevel != "+" && flevel != tlevel) return false;
+        const bool f_last = fe == std::string_view::npos;
+        const bool t_last = te == std::string_view::npos;
+        if (f_last || t_last) {
+            if (f_last && t_last) return true;
+            // "a/#" also matches "a": the filter's next level is a lone '#'.
+            return t_last && filter.substr(fe + 1) == "#";
+        }
+        f = fe + 1;
+        t = te + 1;
     }
 }
 

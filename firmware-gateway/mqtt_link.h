@@ -15,6 +15,8 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "config.h"
 #include "core/clock.h"
@@ -58,6 +60,9 @@ class MqttLink {
     // Starts the first connection attempt.
     void start(MonoTime now);
     void publish(OutMessage m);
+    // Subscribes now (when connected) and again after every reconnect (clean
+    // session). Incoming messages reach the loop as MqttIncoming.
+    void subscribe(const std::string& filter, int qos);
 
     // Messages from Paho's threads, delivered by the loop.
     void on_connected();
@@ -88,6 +93,7 @@ class MqttLink {
     void connect(MonoTime now);
     void schedule_reconnect(MonoTime now);
     void pump();
+    void send_subscribe(const std::string& filter, int qos);
     void requeue_inflight();
     void enforce_bound();
     std::string tls_error();
@@ -116,8 +122,14 @@ class MqttLink {
     std::size_t max_queued_bytes_ = 16u << 20;
     Stats stats_;
 
+    std::vector<std::pair<std::string, int>> subscriptions_;
+
     std::mutex tls_mutex_;
     std::string tls_error_;  // last TLS error from Paho's thread
 };
+
+// MQTT topic filter matching ('+' one level, '#' the rest, including the
+// parent level itself; '$' topics only match filters naming them).
+bool topic_matches(std::string_view filter, std::string_view topic);
 
 }  // namespace tg

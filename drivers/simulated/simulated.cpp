@@ -3,6 +3,7 @@
 #include <array>
 #include <cmath>
 #include <numbers>
+#include <stdexcept>
 
 namespace tg::drivers {
 namespace {
@@ -18,8 +19,9 @@ constexpr std::array<OptionSpec, 8> kOptions{{
     {"seed", OptType::Integer, "1", "random seed (random_walk)"},
 }};
 
-std::unique_ptr<Driver> create(const SensorSpec& spec) {
-    return std::make_unique<SimulatedDriver>(spec);
+std::unique_ptr<Driver> create(std::span<const SensorSpec> sensors) {
+    if (sensors.size() != 1) throw std::logic_error("simulated sensors are never shared");
+    return std::make_unique<SimulatedDriver>(sensors.front());
 }
 
 SimulatedDriver::Profile parse_profile(const std::string& s) {
@@ -89,12 +91,18 @@ Value SimulatedDriver::next(MonoTime now) {
             v = (min_ + max_) / 2 + (max_ - min_) / 2 * std::sin(2 * std::numbers::pi * t / p);
             break;
         }
-        case Profile::RandomWalk:
+        case Profile::RandomWalk: {
             walk_ += (uniform() * 2 - 1) * step_;
-            if (walk_ > max_) walk_ = max_ - (walk_ - max_);
-            if (walk_ < min_) walk_ = min_ + (min_ - walk_);
+            // Reflect at the bounds. Folding over twice the range is the same
+            // as one reflection when that suffices, and also keeps a step
+            // wider than the range inside it.
+            const double span = max_ - min_;
+            double off = std::fmod(walk_ - min_, 2 * span);
+            if (off < 0) off += 2 * span;
+            walk_ = min_ + (off > span ? 2 * span - off : off);
             v = walk_;
             break;
+        }
         case Profile::Constant:
             v = value_;
             break;

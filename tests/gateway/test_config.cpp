@@ -1,0 +1,811 @@
+// Config loading (SPEC §2): defaults, every section, and the exact place and
+// wording of each kind of error a user can make.
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "config.h"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The formatted errors of a config that must fail to load.
+std::vector<std::string> errors_of(const std::string& text, const std::string& file = "t.yaml") {
+    try {
+        tg::parse_config(text, file);
+    } catch (const tg::LoadError& e) {
+        std::vector<std::string> out;
+        for (const tg::SourceError& item : e.diagnostics().items())
+            out.push_back(item.format());
+        return out;
+    }
+    FAIL("expected the config to be rejected:\n" << text);
+    return {};
+}
+
+// The single error of a config with exactly one problem.
+std::string error_of(const std::string& text) {
+    const std::vector<std::string> errors = errors_of(text);
+    INFO(text);
+    REQUIRE(errors.size() == 1);
+    return errors.front();
+}
+
+// A fresh folder under /tmp, removed with everything in it.
+class TempDir {
+  public:
+    TempDir() {
+        char tmpl[] = "/tmp/tidegate-config-test-XXXXXX";
+        const char* p = ::mkdtemp(tmpl);
+        REQUIRE(p != nullptr);
+        path_ = p;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    const std::string& path() const { return path_; }
+    std::string write(const std::string& name, const std::string& text) const {
+        const std::string p = path_ + "/" + name;
+        fs::create_directories(fs::path(p).parent_path());
+        std::ofstream(p) << text;
+        return p;
+    }
+
+  private:
+    std::string path_;
+};
+
+const std::string kSine =
+    "sensors:\n"
+    "  - name: greenhouse.temp\n"
+    "    driver: simulated\n";
+
+}  // namespace
+
+TEST_CASE("minimal config gets every default", "[config]") {
+    const tg::Config c = tg::parse_config("sensors: []\n", "/etc/tidegate/tidegate.yaml");
+    CHECK(c.file == "/etc/tidegate/tidegate.yaml");
+    CHECK(c.gateway.data_dir == "/var/lib/tidegate");
+    CHECK_FALSE(c.gateway.id.empty());
+    CHECK(c.mqtt.uri == "tcp://localhost:1883");
+    CHECK(c.mqtt.version == 4);
+    CHECK(c.mqtt.client_id == "tidegate-" + c.gateway.id);
+    CHECK(c.mqtt.topic_prefix == "tidegate");
+    CHECK(c.mqtt.qos == 1);
+    CHECK(c.mqtt.keepalive == 30s);
+    CHECK(c.mqtt.username.empty());
+    CHECK(c.mqtt.password_file.empty());
+    CHECK(c.mqtt.password.empty());
+    CHECK_FALSE(c.mqtt.tls.present);
+    CHECK(c.rules.paths == std::vector<std::string>{"/etc/tidegate/rules.d"});
+    CHECK(c.rules.tick == 1s);
+    CHECK(c.outbox.max_bytes == 64u * 1024 * 1024);
+    CHECK_FALSE(c.outbox.sync_always);
+    CHECK(c.outbox.sync == 1s);
+    CHECK(c.journal.retain_bytes == 0);
+    CHECK(c.metrics.interval == 60s);
+    CHECK(c.sensors.empty());
+    CHECK(c.outputs.empty());
+    CHECK(c.topic_base() == "tidegate/" + c.gateway.id);
+}
+
+TEST_CASE("default gateway id is derived from this host", "[config]") {
+    char host[256] = {};
+    REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+    std::string machine_id;
+    std::ifstream("/etc/machine-id") >> machine_id;
+    const tg::Config c = tg::parse_config("sensors: []\n", "t.yaml");
+    CHECK(c.gateway.id == tg::default_gateway_id(host, machine_id));
+}
+
+TEST_CASE("every section is parsed", "[config]") {
+    const std::string text = R"(gateway:
+  id: greenhouse-pi
+  data_dir: /srv/tidegate
+mqtt:
+  uri: ssl://broker.example:8883
+  version: 5
+  client_id: gh1
+  topic_prefix: site/a
+  qos: 0
+  keepalive: 1m30s
+  username: pi
+rules:
+  paths: [/etc/r1, /etc/r2.yaml]
+  tick: 250ms
+outbox:
+  max_bytes: 512KiB
+  sync: always
+journal:
+  retain_bytes: 1GiB
+metrics:
+  interval: 5m
+sensors:
+  - name: greenhouse.temp
+    driver: simulated
+    interval: 2s
+    type: number
+    unit: "°C"
+    range: [-40, 125.5]
+    precision: 2
+    deadband: 0.2
+    heartbeat: 5m
+    publish: events
+    options: { profile: sine, min: 18, max: 32, period: 2m }
+  - name: door.open
+    driver: simulated
+    type: boolean
+    publish: none
+    options:
+      profile: sequence
+      values: [0, 1]
+outputs:
+  - name: fan
+    driver: gpio
+    options: { chip: gpiochip1, line: 17, active_low: true, initial: ON }
+    remote: true
+  - name: led
+    driver: file
+    options: { path: /sys/class/leds/led0/brightness }
+  - name: plug
+    driver: mqtt
+    options: { topic: cmnd/plug1/POWER, qos: 0, retain: yes }
+)";
+    tg::Diagnostics warnings;
+    const tg::Config c = tg::parse_config(text, "/etc/tidegate/tidegate.yaml", &warnings);
+    CHECK(warnings.items().empty());
+    CHECK(c.gateway.id == "greenhouse-pi");
+    CHECK(c.gateway.data_dir == "/srv/tidegate");
+    CHECK(c.mqtt.uri == "ssl://broker.example:8883");
+    CHECK(c.mqtt.version == 5);
+    CHECK(c.mqtt.client_id == "gh1");
+    CHECK(c.mqtt.topic_prefix == "site/a");
+    CHECK(c.mqtt.qos == 0);
+    CHECK(c.mqtt.keepalive == 90s);
+    CHECK(c.mqtt.username == "pi");
+    CHECK(c.topic_base() == "site/a/greenhouse-pi");
+    CHECK(c.rules.paths == std::vector<std::string>{"/etc/r1", "/etc/r2.yaml"});
+    CHECK(c.rules.tick == 250ms);
+    CHECK(c.outbox.max_bytes == 512u * 1024);
+    CHECK(c.outbox.sync_always);
+    CHECK(c.journal.retain_bytes == 1ull << 30);
+    CHECK(c.metrics.interval == 5min);
+
+    REQUIRE(c.sensors.size() == 2);
+    const tg::SensorConfig& t = c.sensors[0];
+    CHECK(t.name == "greenhouse.temp");
+    CHECK(t.path() == "greenhouse/temp");
+    CHECK(t.driver == "simulated");
+    CHECK(t.interval == 2s);
+    CHECK(t.type == tg::ValueType::Number);
+    CHECK(t.unit == "°C");
+    REQUIRE(t.range.has_value());
+    CHECK(t.range->first == -40);
+    CHECK(t.range->second == 125.5);
+    CHECK(t.precision == 2);
+    CHECK(t.deadband == 0.2);
+    CHECK(t.heartbeat == std::chrono::milliseconds(5min));
+    CHECK(t.publish == tg::PublishMode::Events);
+    CHECK(t.options.string("profile") == "sine");
+    CHECK(t.options.number("min") == 18);
+    CHECK(t.options.number("max") == 32);
+    CHECK(t.options.duration("period") == 2min);
+    CHECK(t.options.number("step") == 1);        // default
+    CHECK(t.options.integer("seed") == 1);       // default
+    CHECK(t.options.numbers("values").empty());  // default
+    CHECK(t.pos.line == 23);
+    CHECK(t.pos.col == 5);
+    const tg::drivers::SensorSpec spec = t.spec();
+    CHECK(spec.name == "greenhouse.temp");
+    CHECK(spec.interval == 2s);
+    CHECK(spec.options.number("max") == 32);
+
+    const tg::SensorConfig& d = c.sensors[1];
+    CHECK(d.type == tg::ValueType::Boolean);
+    CHECK(d.interval == 5s);
+    CHECK(d.publish == tg::PublishMode::None);
+    CHECK(d.options.numbers("values") == std::vector<double>{0, 1});
+    CHECK_FALSE(d.range.has_value());
+    CHECK_FALSE(d.precision.has_value());
+
+    REQUIRE(c.outputs.size() == 3);
+    CHECK(c.outputs[0].name == "fan");
+    CHECK(c.outputs[0].driver == "gpio");
+    CHECK(c.outputs[0].remote);
+    CHECK(c.outputs[0].options.string("chip") == "gpiochip1");
+    CHECK(c.outputs[0].options.integer("line") == 17);
+    CHECK(c.outputs[0].options.boolean("active_low"));
+    CHECK(c.outputs[0].options.string("initial") == "on");
+    CHECK_FALSE(c.outputs[1].remote);
+    CHECK(c.outputs[1].options.string("path") == "/sys/class/leds/led0/brightness");
+    CHECK(c.outputs[1].options.string("on") == "1");
+    CHECK(c.outputs[1].options.string("off") == "0");
+    CHECK(c.outputs[2].options.string("topic") == "cmnd/plug1/POWER");
+    CHECK(c.outputs[2].options.string("on") == "ON");
+    CHECK(c.outputs[2].options.integer("qos") == 0);
+    CHECK(c.outputs[2].options.boolean("retain"));
+}
+
+TEST_CASE("small forms of values are accepted", "[config]") {
+    SECTION("rules.paths as one string, outbox.sync as a duration, version 3.1.1") {
+        const tg::Config c = tg::parse_config(
+            "mqtt: {version: 3.1.1}\nrules: {paths: /etc/r}\noutbox: {sync: 200ms}\n"
+            "sensors:\n",
+            "/x/t.yaml");
+        CHECK(c.mqtt.version == 4);
+        CHECK(c.rules.paths == std::vector<std::string>{"/etc/r"});
+        CHECK(c.outbox.sync == 200ms);
+        CHECK_FALSE(c.outbox.sync_always);
+        CHECK(c.sensors.empty());
+    }
+    SECTION("interval 0 and journal size 0 are allowed") {
+        const tg::Config c = tg::parse_config(
+            "journal: {retain_bytes: 0}\n" + kSine + "    interval: 0\n", "t.yaml");
+        CHECK(c.sensors.at(0).interval == 0ms);
+        CHECK(c.journal.retain_bytes == 0);
+    }
+    SECTION("output initial accepts on/off/true/false in any case") {
+        for (const auto& [written, stored] : std::vector<std::pair<std::string, std::string>>{
+                 {"on", "on"}, {"OFF", "off"}, {"True", "on"}, {"false", "off"}, {"Off", "off"}}) {
+            const tg::Config c = tg::parse_config(
+                "sensors: []\noutputs:\n  - {name: fan, driver: gpio, options: {line: 4, "
+                "initial: " +
+                    written + "}}\n",
+                "t.yaml");
+            CHECK(c.outputs.at(0).options.string("initial") == stored);
+        }
+        CHECK(error_of("sensors: []\noutputs:\n"
+                       "  - {name: fan, driver: gpio, options: {line: 4, initial: maybe}}\n") ==
+              "t.yaml:3:59: error: option 'initial': expected on or off, got 'maybe'");
+    }
+}
+
+TEST_CASE("client_id defaults to tidegate-<gateway.id>", "[config]") {
+    const tg::Config c = tg::parse_config("gateway: {id: shed}\nsensors: []\n", "t.yaml");
+    CHECK(c.mqtt.client_id == "tidegate-shed");
+    CHECK(c.topic_base() == "tidegate/shed");
+}
+
+TEST_CASE("default_gateway_id", "[config]") {
+    CHECK(tg::default_gateway_id("greenhouse-pi", "0123456789abcdef") == "greenhouse-pi");
+    CHECK(tg::default_gateway_id("shed.example.org", "0123456789abcdef") == "shed");
+    CHECK(tg::default_gateway_id("my host+1", "") == "my-host-1");
+    CHECK(tg::default_gateway_id("", "abcdef123456") == "tidegate");
+    CHECK(tg::default_gateway_id(".local", "abcdef123456") == "tidegate");
+    CHECK(tg::default_gateway_id("raspberrypi", "a1b2c3d4e5f60718293a4b5c6d7e8f90\n") ==
+          "raspberrypi-a1b2c3");
+    CHECK(tg::default_gateway_id("localhost", "deadbeefcafe\n") == "localhost-deadbe");
+    CHECK(tg::default_gateway_id("localhost.localdomain", "0011223344") == "localhost-001122");
+    CHECK(tg::default_gateway_id("raspberrypi", "") == "raspberrypi");
+    CHECK(tg::default_gateway_id("raspberrypi", "abc") == "raspberrypi");
+    CHECK(tg::default_gateway_id("raspberrypi2", "abcdef123456") == "raspberrypi2");
+}
+
+TEST_CASE("unknown keys are errors with a did-you-mean hint", "[config]") {
+    SECTION("top level") {
+        CHECK(error_of("sensors: []\nmqtt: {}\ngatewy: {}\n") ==
+              "t.yaml:3:1: error: unknown key 'gatewy' (did you mean 'gateway'?)");
+        // The misspelt key does not count as the required one.
+        CHECK(errors_of("sensrs: []\n") ==
+              std::vector<std::string>{
+                  "t.yaml:1:1: error: unknown key 'sensrs' (did you mean 'sensors'?)",
+                  "t.yaml:1:1: error: missing required key 'sensors'"});
+    }
+    SECTION("nested") {
+        CHECK(error_of("mqtt:\n  uri: tcp://h:1883\n  kepalive: 10s\nsensors: []\n") ==
+              "t.yaml:3:3: error: unknown key 'kepalive' in 'mqtt' (did you mean 'keepalive'?)");
+    }
+    SECTION("no close match lists the keys") {
+        CHECK(error_of("journal:\n  zzz: 1\nsensors: []\n") ==
+              "t.yaml:2:3: error: unknown key 'zzz' in 'journal' (expected one of: "
+              "retain_bytes)");
+    }
+    SECTION("in a sensor") {
+        CHECK(error_of(kSine + "    intervall: 5s\n") ==
+              "t.yaml:4:5: error: unknown key 'intervall' in sensor (did you mean 'interval'?)");
+    }
+}
+
+TEST_CASE("duplicate keys are errors at the second occurrence", "[config]") {
+    CHECK(error_of("mqtt:\n  qos: 1\n  uri: tcp://a:1\n  qos: 0\nsensors: []\n") ==
+          "t.yaml:4:3: error: duplicate key 'qos' (first at line 2)");
+    CHECK(error_of("sensors: []\nmetrics: {}\nsensors: []\n") ==
+          "t.yaml:3:1: error: duplicate key 'sensors' (first at line 1)");
+    CHECK(error_of(kSine + "    options: {min: 1, min: 2}\n") ==
+          "t.yaml:4:23: error: duplicate option 'min' (first at line 4)");
+}
+
+TEST_CASE("wrong types are errors at the value", "[config]") {
+    CHECK(error_of("mqtt:\n  uri: {host: a}\nsensors: []\n") ==
+          "t.yaml:2:8: error: mqtt.uri: expected a string, got a map");
+    CHECK(error_of(kSine + "    deadband: abc\n") ==
+          "t.yaml:4:15: error: deadband: expected a number, got 'abc'");
+    CHECK(error_of("mqtt: [1, 2]\nsensors: []\n") ==
+          "t.yaml:1:7: error: mqtt: expected a map, got a list");
+    CHECK(error_of("sensors: {a: 1}\n") ==
+          "t.yaml:1:10: error: sensors: expected a list of sensors, got a map");
+    CHECK(error_of("sensors:\n  - just-a-string\n") ==
+          "t.yaml:2:5: error: expected a sensor (a map with name, driver, ...), got "
+          "'just-a-string'");
+    CHECK(error_of("mqtt:\n  username:\nsensors: []\n") ==
+          "t.yaml:2:3: error: mqtt.username: expected a string, got nothing");
+    CHECK(error_of(kSine + "    precision: 2.5\n") ==
+          "t.yaml:4:16: error: precision: expected a whole number, got '2.5'");
+    CHECK(error_of(kSine + "    precision: 16\n") ==
+          "t.yaml:4:16: error: precision: must be 0 to 15, got '16'");
+    CHECK(error_of(kSine + "    range: [5, 1]\n") ==
+          "t.yaml:4:12: error: range: low (5) must be below high (1)");
+    CHECK(error_of(kSine + "    range: [1, x]\n") ==
+          "t.yaml:4:16: error: range: expected a number, got 'x'");
+    CHECK(error_of(kSine + "    range: [1]\n") ==
+          "t.yaml:4:12: error: range: expected [low, high], got a list");
+    CHECK(error_of(kSine + "    type: integer\n") ==
+          "t.yaml:4:11: error: type: expected number, boolean or string, got 'integer'");
+    CHECK(error_of(kSine + "    publish: some\n") ==
+          "t.yaml:4:14: error: publish: expected all, events, state or none, got 'some'");
+    CHECK(error_of(kSine + "    deadband: -1\n") ==
+          "t.yaml:4:15: error: deadband: must not be negative, got '-1'");
+    CHECK(error_of("gateway: {id: 'my pi'}\nsensors: []\n") ==
+          "t.yaml:1:15: error: gateway.id: 'my pi' may only contain letters, digits, '_' and "
+          "'-'");
+    CHECK(error_of("sensors: []\noutputs:\n  - {name: fan, driver: gpio, remote: maybe, "
+                   "options: {line: 1}}\n") ==
+          "t.yaml:3:39: error: remote: expected true or false, got 'maybe'");
+}
+
+TEST_CASE("bad durations and sizes are errors with the reason", "[config]") {
+    CHECK(error_of(kSine + "    interval: 5 seconds\n") ==
+          "t.yaml:4:15: error: interval: invalid duration '5 seconds': a number needs a unit "
+          "(ms, s, m, h, d), e.g. 250ms, 10s, 1m30s");
+    CHECK(error_of("rules:\n  tick: 0\nsensors: []\n") ==
+          "t.yaml:2:9: error: rules.tick: must be at least 1ms, got '0'");
+    CHECK(error_of("mqtt:\n  keepalive: 500ms\nsensors: []\n") ==
+          "t.yaml:2:14: error: mqtt.keepalive: must be at least 1s, got '500ms'");
+    CHECK(error_of("outbox:\n  sync: sometimes\nsensors: []\n") ==
+          "t.yaml:2:9: error: outbox.sync: invalid duration 'sometimes' (expected e.g. 250ms, "
+          "10s, 5m, 1h, 1m30s)");
+    CHECK(error_of("outbox:\n  max_bytes: 64MB\nsensors: []\n") ==
+          "t.yaml:2:14: error: outbox.max_bytes: invalid size '64MB': unit must be B, KiB, MiB, "
+          "GiB or TiB");
+    CHECK(error_of("outbox:\n  max_bytes: 0\nsensors: []\n") ==
+          "t.yaml:2:14: error: outbox.max_bytes: must be greater than 0");
+    CHECK(error_of("journal: {retain_bytes: lots}\nsensors: []\n") ==
+          "t.yaml:1:25: error: journal.retain_bytes: invalid size 'lots' (expected e.g. 512KiB, "
+          "64MiB, 1GiB)");
+    CHECK(error_of(kSine + "    heartbeat: 0\n") ==
+          "t.yaml:4:16: error: heartbeat: must be at least 1ms, got '0'");
+}
+
+TEST_CASE("mqtt settings are checked", "[config]") {
+    CHECK(error_of("mqtt:\n  uri: http://broker:1883\nsensors: []\n") ==
+          "t.yaml:2:8: error: mqtt.uri: 'http://broker:1883' must start with tcp:// or ssl://");
+    CHECK(error_of("mqtt:\n  uri: tcp://\nsensors: []\n") ==
+          "t.yaml:2:8: error: mqtt.uri: 'tcp://' names no host");
+    CHECK(error_of("mqtt:\n  qos: 2\nsensors: []\n") ==
+          "t.yaml:2:8: error: mqtt.qos: must be 0 or 1, got '2'");
+    CHECK(error_of("mqtt:\n  qos: one\nsensors: []\n") ==
+          "t.yaml:2:8: error: mqtt.qos: expected a whole number, got 'one'");
+    CHECK(error_of("mqtt:\n  version: 4\nsensors: []\n") ==
+          "t.yaml:2:12: error: mqtt.version: expected 3.1.1 or 5, got '4'");
+    CHECK(error_of("mqtt:\n  topic_prefix: a/+/b\nsensors: []\n") ==
+          "t.yaml:2:17: error: mqtt.topic_prefix: 'a/+/b' must not contain the wildcards '+' "
+          "or '#'");
+    CHECK(error_of("mqtt:\n  topic_prefix: /a\nsensors: []\n") ==
+          "t.yaml:2:17: error: mqtt.topic_prefix: '/a' must not start or end with '/'");
+    CHECK(error_of("mqtt:\n  topic_prefix: a/\nsensors: []\n") ==
+          "t.yaml:2:17: error: mqtt.topic_prefix: 'a/' must not start or end with '/'");
+    CHECK(error_of("mqtt:\n  topic_prefix: ''\nsensors: []\n") ==
+          "t.yaml:2:17: error: mqtt.topic_prefix: must not be empty");
+}
+
+TEST_CASE("drivers and their options are checked", "[config]") {
+    SECTION("unknown driver with did-you-mean") {
+        CHECK(error_of("sensors:\n  - name: a\n    driver: simulatd\n") ==
+              "t.yaml:3:13: error: unknown driver 'simulatd' (did you mean 'simulated'?)");
+        CHECK(error_of("sensors:\n  - name: a\n    driver: zigbee\n") ==
+              "t.yaml:3:13: error: unknown driver 'zigbee' (available: simulated)");
+        CHECK(error_of("sensors: []\noutputs:\n  - name: fan\n    driver: gpiio\n") ==
+              "t.yaml:4:13: error: unknown output driver 'gpiio' (did you mean 'gpio'?)");
+    }
+    SECTION("unknown option with did-you-mean") {
+        CHECK(error_of(kSine + "    options:\n      profle: sine\n") ==
+              "t.yaml:5:7: error: unknown option 'profle' for driver 'simulated' (did you mean "
+              "'profile'?)");
+        CHECK(error_of("sensors: []\noutputs:\n  - name: led\n    driver: file\n"
+                       "    options: {path: /x, onn: '1'}\n") ==
+              "t.yaml:5:25: error: unknown option 'onn' for output driver 'file' (did you mean "
+              "'on'?)");
+    }
+    SECTION("option of the wrong type") {
+        CHECK(error_of(kSine + "    options: {min: low}\n") ==
+              "t.yaml:4:20: error: option 'min': expected a number, got 'low'");
+        CHECK(error_of(kSine + "    options: {seed: 1.5}\n") ==
+              "t.yaml:4:21: error: option 'seed': expected a whole number, got '1.5'");
+        CHECK(error_of(kSine + "    options: {period: 10}\n") ==
+              "t.yaml:4:23: error: option 'period': invalid duration '10': a number needs a "
+              "unit (ms, s, m, h, d), e.g. 250ms, 10s, 1m30s");
+        CHECK(error_of(kSine + "    options: {profile: sequence, values: [1, two, 3]}\n") ==
+              "t.yaml:4:46: error: option 'values': expected a number, got 'two'");
+        CHECK(error_of(kSine + "    options: {values: 3}\n") ==
+              "t.yaml:4:23: error: option 'values': expected a list of numbers, got '3'");
+        CHECK(error_of(kSine + "    options: [1]\n") ==
+              "t.yaml:4:14: error: options: expected a map, got a list");
+        CHECK(error_of("sensors: []\noutputs:\n  - {name: fan, driver: gpio, options: {line: "
+                       "x}}\n") ==
+              "t.yaml:3:47: error: option 'line': expected a whole number, got 'x'");
+    }
+    SECTION("missing required option") {
+        CHECK(error_of("sensors: []\noutputs:\n  - name: fan\n    driver: gpio\n"
+                       "    options: {chip: gpiochip0}\n") ==
+              "t.yaml:5:5: error: missing required option 'line' for output driver 'gpio' "
+              "(line offset on the chip)");
+        CHECK(error_of("sensors: []\noutputs:\n  - name: fan\n    driver: gpio\n") ==
+              "t.yaml:3:5: error: missing required option 'line' for output driver 'gpio' "
+              "(line offset on the chip)");
+    }
+    SECTION("cross-option rules from the driver, at the option's value") {
+        CHECK(error_of(kSine + "    options: {min: 5, max: 5}\n") ==
+              "t.yaml:4:28: error: option 'max': max must be greater than min");
+        CHECK(error_of(kSine + "    options: {profile: wave}\n") ==
+              "t.yaml:4:24: error: option 'profile': unknown profile 'wave' (expected sine, "
+              "random_walk, constant or sequence)");
+    }
+    SECTION("cross-option rule about an option not written: at the sensor") {
+        CHECK(error_of(kSine + "    options: {profile: sequence}\n") ==
+              "t.yaml:2:5: error: sensor 'greenhouse.temp': the sequence profile needs a "
+              "non-empty 'values' list");
+        CHECK(error_of(kSine + "    options: {min: 200}\n") ==
+              "t.yaml:2:5: error: sensor 'greenhouse.temp': max must be greater than min");
+    }
+}
+
+TEST_CASE("sensor names are checked", "[config]") {
+    SECTION("missing name") {
+        CHECK(error_of("sensors:\n  - driver: simulated\n") ==
+              "t.yaml:2:5: error: sensor has no 'name'");
+    }
+    SECTION("missing driver") {
+        CHECK(error_of("sensors:\n  - name: a.b\n") ==
+              "t.yaml:2:5: error: sensor 'a.b' has no 'driver'");
+    }
+    SECTION("duplicate names, at the second, naming the line of the first") {
+        CHECK(error_of("sensors:\n"
+                       "  - name: tank.level\n"
+                       "    driver: simulated\n"
+                       "  - name: door.open\n"
+                       "    driver: simulated\n"
+                       "  - name: tank.level\n"
+                       "    driver: simulated\n") ==
+              "t.yaml:6:11: error: duplicate sensor name 'tank.level' (first defined at line 2)");
+    }
+    SECTION("reserved names") {
+        for (const std::string name :
+             {"and", "or",    "not",     "true",   "false",   "avg",      "min",
+              "max", "sum",   "count",   "stddev", "delta",   "rate",     "age",
+              "abs", "round", "between", "rule",   "gateway", "severity", "ts"}) {
+            CHECK(error_of("sensors:\n  - name: " + name + "\n    driver: simulated\n") ==
+                  "t.yaml:2:11: error: '" + name +
+                      "' is reserved in rule expressions and cannot be a sensor name");
+        }
+        // Only the whole name is reserved; segments may use the words.
+        const tg::Config c = tg::parse_config(
+            "sensors:\n  - {name: rate.max, driver: simulated}\n"
+            "  - {name: door.and, driver: simulated, type: boolean}\n",
+            "t.yaml");
+        REQUIRE(c.sensors.size() == 2);
+        CHECK(c.sensors[0].name == "rate.max");
+        CHECK(c.sensors[1].name == "door.and");
+    }
+    SECTION("invalid names") {
+        for (const std::string name : {"Greenhouse.temp", "greenhouse..temp", ".temp", "temp.",
+                                       "1temp", "green-house", "temp.2x", "\"\""}) {
+            const std::string written = name;
+            const std::string shown = name == "\"\"" ? "" : name;
+            CHECK(error_of("sensors:\n  - name: " + written + "\n    driver: simulated\n") ==
+                  "t.yaml:2:11: error: invalid sensor name '" + shown +
+                      "': use segments of [a-z][a-z0-9_]* joined by '.', e.g. greenhouse.temp");
+        }
+    }
+    SECTION("output names") {
+        CHECK(error_of("sensors: []\noutputs:\n  - {name: Fan, driver: file, options: {path: "
+                       "/x}}\n") ==
+              "t.yaml:3:12: error: invalid output name 'Fan': use [a-z][a-z0-9_]*, e.g. fan");
+        CHECK(error_of("sensors: []\noutputs:\n"
+                       "  - {name: fan, driver: file, options: {path: /x}}\n"
+                       "  - {name: fan, driver: file, options: {path: /y}}\n") ==
+              "t.yaml:4:12: error: duplicate output name 'fan' (first defined at line 3)");
+    }
+}
+
+TEST_CASE("a type the driver cannot make is refused at the sensor", "[config]") {
+    // The simulated driver makes numbers or booleans and refuses strings
+    // through its factory, which does not know where `type` was written.
+    CHECK(error_of(kSine + "    type: string\n") ==
+          "t.yaml:2:5: error: sensor 'greenhouse.temp': the simulated driver makes numbers or "
+          "booleans, not strings");
+}
+
+TEST_CASE("sensors is required", "[config]") {
+    CHECK(error_of("gateway:\n  id: x\n") == "t.yaml:1:1: error: missing required key 'sensors'");
+    CHECK(error_of("# nothing but a comment\n") ==
+          "t.yaml:1:1: error: missing required key 'sensors'");
+    CHECK(error_of("") == "t.yaml:1:1: error: missing required key 'sensors'");
+    CHECK(error_of("- a\n- b\n") ==
+          "t.yaml:1:1: error: expected a map of sections (gateway, mqtt, rules, ..., sensors), "
+          "got a list");
+}
+
+TEST_CASE("YAML syntax errors carry yaml-cpp's position and message", "[config]") {
+    CHECK(error_of("sensors: [1, 2\nmqtt: {}\n") ==
+          "t.yaml:2:5: error: end of sequence flow not found");
+    CHECK(error_of("mqtt:\n  uri: a: b\nsensors: []\n") == "t.yaml:2:9: error: illegal map value");
+    CHECK(error_of("sensors: []\n---\nsensors: []\n") ==
+          "t.yaml:3:1: error: a config file holds one YAML document; found a second one here");
+}
+
+TEST_CASE("every problem is reported in one go, in document order", "[config]") {
+    const std::string text = R"(gatway:
+  id: x
+mqtt:
+  qos: 3
+  uri: mqtt://x
+sensors:
+  - name: Bad
+    driver: simulated
+    interval: soon
+  - driver: simulatd
+    options: {foo: 1}
+  - name: ok.one
+    driver: simulated
+    options: {min: a, max: b}
+)";
+    const std::vector<std::string> errors = errors_of(text);
+    const std::vector<std::string> expected{
+        "t.yaml:1:1: error: unknown key 'gatway' (did you mean 'gateway'?)",
+        "t.yaml:4:8: error: mqtt.qos: must be 0 or 1, got '3'",
+        "t.yaml:5:8: error: mqtt.uri: 'mqtt://x' must start with tcp:// or ssl://",
+        "t.yaml:7:11: error: invalid sensor name 'Bad': use segments of [a-z][a-z0-9_]* joined "
+        "by '.', e.g. greenhouse.temp",
+        "t.yaml:9:15: error: interval: invalid duration 'soon' (expected e.g. 250ms, 10s, 5m, "
+        "1h, 1m30s)",
+        "t.yaml:10:5: error: sensor has no 'name'",
+        "t.yaml:10:13: error: unknown driver 'simulatd' (did you mean 'simulated'?)",
+        "t.yaml:14:20: error: option 'min': expected a number, got 'a'",
+        "t.yaml:14:28: error: option 'max': expected a number, got 'b'",
+    };
+    CHECK(errors.size() == 9);
+    CHECK(errors == expected);
+}
+
+TEST_CASE("warnings do not fail the load", "[config]") {
+    tg::Diagnostics warnings;
+    const tg::Config c =
+        tg::parse_config("mqtt:\n  tls: {verify_hostname: false}\n" + kSine + "    heartbeat: 1m\n",
+                         "t.yaml", &warnings);
+    CHECK(c.mqtt.tls.present);
+    CHECK_FALSE(c.mqtt.tls.verify_hostname);
+    REQUIRE(warnings.items().size() == 2);
+    CHECK_FALSE(warnings.has_errors());
+    CHECK(warnings.items()[0].format() ==
+          "t.yaml:2:3: warning: mqtt.tls is ignored with a tcp:// uri (use ssl:// to connect "
+          "with TLS)");
+    CHECK(warnings.items()[1].format() ==
+          "t.yaml:6:5: warning: heartbeat has no effect without deadband");
+}
+
+TEST_CASE("load_config reads files", "[config]") {
+    TempDir dir;
+
+    SECTION("missing file is one error naming it") {
+        try {
+            tg::load_config(dir.path() + "/nope.yaml");
+            FAIL("expected LoadError");
+        } catch (const tg::LoadError& e) {
+            REQUIRE(e.diagnostics().items().size() == 1);
+            CHECK(e.diagnostics().items()[0].format() ==
+                  dir.path() +
+                      "/nope.yaml: error: cannot read config file: No such file or "
+                      "directory");
+            CHECK(e.diagnostics().items()[0].pos().line == 0);
+        }
+    }
+
+    SECTION("a folder is not a config file") {
+        try {
+            tg::load_config(dir.path());
+            FAIL("expected LoadError");
+        } catch (const tg::LoadError& e) {
+            REQUIRE(e.diagnostics().items().size() == 1);
+            CHECK(e.diagnostics().items()[0].format() ==
+                  dir.path() + ": error: cannot read config file: Is a directory");
+        }
+    }
+
+    SECTION("errors name the file") {
+        const std::string path = dir.write("bad.yaml", "sensors: []\nmetrics: {interval: 0}\n");
+        try {
+            tg::load_config(path);
+            FAIL("expected LoadError");
+        } catch (const tg::LoadError& e) {
+            REQUIRE(e.diagnostics().items().size() == 1);
+            CHECK(e.diagnostics().items()[0].format() ==
+                  path + ":2:21: error: metrics.interval: must be at least 1ms, got '0'");
+        }
+    }
+
+    SECTION("password read and trimmed") {
+        dir.write("secret", "hunter2  \n\n");
+        const std::string path = dir.write(
+            "tidegate.yaml", "mqtt:\n  username: pi\n  password_file: secret\nsensors: []\n");
+        const tg::Config c = tg::load_config(path);
+        CHECK(c.file == path);
+        CHECK(c.mqtt.password_file == dir.path() + "/secret");
+        CHECK(c.mqtt.password == "hunter2");
+        CHECK(c.mqtt.username == "pi");
+    }
+
+    SECTION("unreadable password_file names the file") {
+        const std::string path =
+            dir.write("tidegate.yaml", "mqtt:\n  password_file: missing.txt\nsensors: []\n");
+        const std::vector<std::string> errors = [&] {
+            try {
+                tg::load_config(path);
+            } catch (const tg::LoadError& e) {
+                std::vector<std::string> out;
+                for (const auto& item : e.diagnostics().items())
+                    out.push_back(item.format());
+                return out;
+            }
+            return std::vector<std::string>{};
+        }();
+        CHECK(errors ==
+              std::vector<std::string>{path + ":2:18: error: mqtt.password_file: cannot read '" +
+                                       dir.path() + "/missing.txt': No such file or directory"});
+    }
+
+    SECTION("relative paths resolve against the config's folder") {
+        dir.write("conf/pw", "pw\n");
+        const std::string path = dir.write("conf/tidegate.yaml",
+                                           "gateway:\n  data_dir: state\n"
+                                           "mqtt:\n  password_file: ./pw\n"
+                                           "rules:\n  paths: [rules.d, ../more/x.yaml, /abs/r]\n"
+                                           "sensors: []\n");
+        const tg::Config c = tg::load_config(path);
+        CHECK(c.gateway.data_dir == dir.path() + "/conf/state");
+        CHECK(c.mqtt.password_file == dir.path() + "/conf/pw");
+        CHECK(c.mqtt.password == "pw");
+        CHECK(c.rules.paths == std::vector<std::string>{dir.path() + "/conf/rules.d",
+                                                        dir.path() + "/more/x.yaml", "/abs/r"});
+    }
+
+    SECTION("tls files are read and resolved; verify_hostname defaults to true") {
+        dir.write("ca.crt", "CA");
+        dir.write("client.crt", "CERT");
+        dir.write("client.key", "KEY");
+        const std::string path = dir.write("tidegate.yaml",
+                                           "mqtt:\n  uri: ssl://broker:8883\n  tls:\n"
+                                           "    ca_file: ca.crt\n"
+                                           "    cert_file: client.crt\n"
+                                           "    key_file: " +
+                                               dir.path() + "/client.key\nsensors: []\n");
+        tg::Diagnostics warnings;
+        const tg::Config c = tg::load_config(path, &warnings);
+        CHECK(warnings.items().empty());
+        CHECK(c.mqtt.tls.present);
+        CHECK(c.mqtt.tls.ca_file == dir.path() + "/ca.crt");
+        CHECK(c.mqtt.tls.cert_file == dir.path() + "/client.crt");
+        CHECK(c.mqtt.tls.key_file == dir.path() + "/client.key");
+        CHECK(c.mqtt.tls.verify_hostname);
+    }
+
+    SECTION("tls: unreadable files and a certificate without its key") {
+        const std::string path =
+            dir.write("tidegate.yaml",
+                      "mqtt:\n  uri: ssl://broker:8883\n  tls:\n    ca_file: nope.crt\n"
+                      "    cert_file: " +
+                          dir.path() + "\nsensors: []\n");
+        try {
+            tg::load_config(path);
+            FAIL("expected LoadError");
+        } catch (const tg::LoadError& e) {
+            std::vector<std::string> got;
+            for (const auto& item : e.diagnostics().items())
+                got.push_back(item.format());
+            CHECK(got == std::vector<std::string>{
+                             path + ":4:14: error: mqtt.tls.ca_file: cannot read '" + dir.path() +
+                                 "/nope.crt': No such file or directory",
+                             path + ":5:16: error: mqtt.tls.cert_file: cannot read '" + dir.path() +
+                                 "': Is a directory",
+                             path + ":5:16: error: mqtt.tls.cert_file: needs mqtt.tls.key_file "
+                                    "as well",
+                         });
+        }
+    }
+}
+
+TEST_CASE("the shipped configs load", "[config]") {
+    const std::string root = TIDEGATE_SOURCE_DIR;
+
+    SECTION("tidegate.yaml") {
+        tg::Diagnostics warnings;
+        const tg::Config c =
+            tg::load_config(root + "/firmware-gateway/config/tidegate.yaml", &warnings);
+        CHECK(warnings.items().empty());
+        // The installed default writes out the built-in defaults.
+        const tg::Config d = tg::parse_config("sensors: []\n", "x.yaml");
+        CHECK(c.gateway.data_dir == d.gateway.data_dir);
+        CHECK(c.mqtt.uri == d.mqtt.uri);
+        CHECK(c.mqtt.version == d.mqtt.version);
+        CHECK(c.mqtt.client_id == d.mqtt.client_id);
+        CHECK(c.mqtt.topic_prefix == d.mqtt.topic_prefix);
+        CHECK(c.mqtt.qos == d.mqtt.qos);
+        CHECK(c.mqtt.keepalive == d.mqtt.keepalive);
+        CHECK(c.rules.paths == d.rules.paths);
+        CHECK(c.rules.tick == d.rules.tick);
+        CHECK(c.outbox.max_bytes == d.outbox.max_bytes);
+        CHECK(c.outbox.sync == d.outbox.sync);
+        CHECK(c.journal.retain_bytes == d.journal.retain_bytes);
+        CHECK(c.metrics.interval == d.metrics.interval);
+        REQUIRE(c.sensors.size() == 1);
+        CHECK(c.sensors[0].name == "demo.sine");
+        CHECK(c.sensors[0].driver == "simulated");
+    }
+
+    SECTION("demo.yaml") {
+        tg::Diagnostics warnings;
+        const tg::Config c =
+            tg::load_config(root + "/firmware-gateway/config/demo.yaml", &warnings);
+        CHECK(warnings.items().empty());
+        CHECK(c.gateway.id == "demo");
+        CHECK(c.gateway.data_dir == "/tmp/tidegate-demo");
+        CHECK(c.mqtt.uri == "tcp://127.0.0.1:1883");
+        CHECK(c.mqtt.client_id == "tidegate-demo");
+        CHECK(c.rules.paths.empty());
+        REQUIRE(c.sensors.size() == 4);
+
+        const tg::SensorConfig& temp = c.sensors[0];
+        CHECK(temp.name == "greenhouse.temp");
+        CHECK(temp.interval == 2s);
+        CHECK(temp.unit == "°C");
+        CHECK(temp.precision == 2);
+        CHECK(temp.options.string("profile") == "sine");
+        CHECK(temp.options.number("min") == 18);
+        CHECK(temp.options.number("max") == 32);
+        CHECK(temp.options.duration("period") == 2min);
+
+        const tg::SensorConfig& hum = c.sensors[1];
+        CHECK(hum.name == "greenhouse.humidity");
+        CHECK(hum.interval == 5s);
+        CHECK(hum.unit == "%");
+        CHECK(hum.precision == 1);
+        CHECK(hum.options.string("profile") == "random_walk");
+        CHECK(hum.options.number("min") == 40);
+        CHECK(hum.options.number("max") == 90);
+        CHECK(hum.options.number("step") == 1.5);
+        CHECK(hum.options.integer("seed") == 7);
+
+        const tg::SensorConfig& tank = c.sensors[2];
+        CHECK(tank.name == "tank.level");
+        CHECK(tank.interval == 10s);
+        CHECK(tank.unit == "L");
+        CHECK(tank.options.numbers("values") == std::vector<double>{80, 75, 70, 65, 60, 55});
+
+        const tg::SensorConfig& door = c.sensors[3];
+        CHECK(door.name == "door.open");
+        CHECK(door.type == tg::ValueType::Boolean);
+        CHECK(door.interval == 3s);
+        CHECK(door.options.numbers("values") == std::vector<double>{0, 0, 1, 0});
+    }
+}
