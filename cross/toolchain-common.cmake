@@ -12,13 +12,10 @@ set(CMAKE_SYSTEM_PROCESSOR ${TIDEGATE_CROSS_PROCESSOR})
 set(CMAKE_C_COMPILER ${TIDEGATE_CROSS_TRIPLE}-gcc)
 set(CMAKE_CXX_COMPILER ${TIDEGATE_CROSS_TRIPLE}-g++)
 set(CMAKE_LIBRARY_ARCHITECTURE ${TIDEGATE_CROSS_TRIPLE})
-# GCC 12's ARM back ends report a false -Wrestrict inside libstdc++ for
-# `"literal" + std::string&&` at -O2 and above (GCC PR 105329); with -Werror on
-# our targets that stops the build. An explicit -Wno-restrict wins over the one
-# -Wall turns on, whatever the order on the command line. -Wno-psabi: GCC's
-# note that passing std::pair<double,double> changed ABI in GCC 10 concerns
-# mixing objects from different compilers, which a cross build never does.
-set(CMAKE_CXX_FLAGS_INIT "-Wno-restrict -Wno-psabi")
+# -Wno-psabi: GCC's notes that passing some types (std::pair<double,double>,
+# iterators) changed ABI in GCC 7/10 concern mixing objects built by different
+# compilers, which a cross build from one toolchain never does.
+set(CMAKE_CXX_FLAGS_INIT "-Wno-psabi")
 
 # Where cross/setup staged libyaml-cpp-dev (override with the environment
 # variable of the same name, as cross/setup reads it).

@@ -45,6 +45,7 @@ struct MqttDelivered {
 struct MqttDeliveryFailed {
     std::uintptr_t token;
     std::string why;
+    bool refused = false;  // the broker said no (MQTT 5 reason code >= 0x80)
 };
 struct StopRequest {
     int signal = 0;

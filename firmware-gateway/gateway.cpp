@@ -31,7 +31,7 @@ Gateway::Gateway(Config cfg, const Clock& clock)
     : cfg_(std::move(cfg)),
       clock_(clock),
       base_(cfg_.topic_base()),
-      seq_(cfg_.gateway.data_dir, SeqStore::read_boot_id()),
+      outbox_(outbox_options(cfg_)),
       loop_sink_(*this) {
     link_ = std::make_unique<MqttLink>(cfg_.mqtt, queue_, base_ + "/status", offline_payload());
     sensors_.reserve(cfg_.sensors.size());
@@ -110,31 +110,46 @@ void Gateway::bad_reading(const std::string& sensor, std::string reason, std::st
 }
 
 int Gateway::run() {
-    seq_.open();
-    switch (seq_.resumed()) {
-        case SeqStore::Resume::Fresh:
+    outbox_.open();
+    const std::string next = std::to_string(outbox_.next_seq());
+    switch (outbox_.resumed()) {
+        case Outbox::Resume::Fresh:
             log_info("gateway", "new data_dir " + cfg_.gateway.data_dir);
             break;
-        case SeqStore::Resume::Clean:
+        case Outbox::Resume::Clean:
             break;
-        case SeqStore::Resume::Crash:
-            log_warn("gateway", "previous run did not stop cleanly; continuing at seq " +
-                                    std::to_string(seq_.last() + 1));
+        case Outbox::Resume::Crash:
+            log_warn("gateway",
+                     "previous run did not stop cleanly; nothing lost, seq continues at " + next);
             break;
-        case SeqStore::Resume::Reboot:
+        case Outbox::Resume::Reboot:
+        case Outbox::Resume::Unknown:
             log_warn("gateway",
                      "previous run ended with the machine (crash or power cut); seq "
                      "continues at the reserved " +
-                         std::to_string(seq_.last() + 1) + " (a gap, never a reuse)");
+                         next + " (a gap, never a reuse)");
             break;
     }
+    {
+        const Outbox::Stats st = outbox_.stats();
+        if (st.depth > 0) {
+            log_info("gateway", std::to_string(st.depth) +
+                                    " undelivered event(s) in the outbox will be sent first");
+        }
+    }
+    link_->set_outbox(&outbox_);
+    link_->on_refused([this](std::uint64_t seq, const std::string& topic, const std::string& why) {
+        deadletter("mqtt", "publish_refused",
+                   "event " + cfg_.gateway.id + ":" + std::to_string(seq) + " to " + topic +
+                       " refused " + std::to_string(MqttLink::kMaxAttempts) + " times: " + why);
+    });
+    handle_drops(outbox_.enforce());
 
     started_wall_ = clock_.wall();
     started_mono_ = clock_.monotonic();
     next_metrics_ = started_mono_ + cfg_.metrics.interval;
     link_->set_birth(status_online());
-    link_->set_limits(128, static_cast<std::size_t>(
-                               std::min<std::uint64_t>(cfg_.outbox.max_bytes, 16u << 20)));
+    link_->set_limits(64, 1u << 20);
     log_info("gateway", "tidegate " TIDEGATE_VERSION " starting as '" + cfg_.gateway.id +
                             "' with " + std::to_string(sensors_.size()) +
                             " sensor(s); topics under " + base_ + "/");
@@ -161,9 +176,16 @@ int Gateway::run() {
         link_->on_timer(now);
         if (!stopping_ && now >= next_metrics_) publish_metrics(now);
 
+        handle_drops(outbox_.sync_if_due(now));
+
         if (stopping_) {
-            if (!drain_until) drain_until = now + kDrainTimeout;
-            if (link_->idle() || !link_->connected() || now >= *drain_until) break;
+            // Events stay in the outbox for the next start; only what is in
+            // flight gets a moment to be acknowledged (fewer duplicates).
+            if (!drain_until) {
+                drain_until = now + kDrainTimeout;
+                link_->stop_sending();
+            }
+            if (link_->settled() || !link_->connected() || now >= *drain_until) break;
         }
 
         MonoTime deadline =
@@ -178,12 +200,13 @@ int Gateway::run() {
         if (m) handle(*m);
     }
 
-    if (!link_->idle()) {
-        log_warn("gateway",
-                 std::to_string(link_->queued()) + " message(s) not delivered before shutdown");
-    }
     link_->shutdown(offline_payload(), kOfflineTimeout);
-    seq_.close();
+    const Outbox::Stats st = outbox_.stats();
+    outbox_.close();
+    if (st.depth > 0) {
+        log_info("gateway", std::to_string(st.depth) +
+                                " undelivered event(s) kept in the outbox for the next start");
+    }
     log_info("gateway", "stopped");
     return 0;
 }
@@ -197,6 +220,7 @@ MonoTime Gateway::next_deadline(MonoTime now) const {
         if (next_metrics_ < d) d = next_metrics_;
     }
     if (auto r = link_->next_deadline(); r && *r < d) d = *r;
+    if (auto r = outbox_.next_sync_deadline(); r && *r < d) d = *r;
     return d;
 }
 
@@ -234,7 +258,7 @@ void Gateway::handle(Message& m) {
             } else if constexpr (std::is_same_v<T, MqttDelivered>) {
                 link_->on_delivered(msg.token);
             } else if constexpr (std::is_same_v<T, MqttDeliveryFailed>) {
-                link_->on_delivery_failed(msg.token, msg.why);
+                link_->on_delivery_failed(msg.token, msg.why, msg.refused, now);
             } else if constexpr (std::is_same_v<T, StopRequest>) {
                 if (!stopping_) {
                     log_info("gateway", "signal " + std::to_string(msg.signal) + ": shutting down");
@@ -287,18 +311,40 @@ void Gateway::on_reading(Reading r) {
     s->last_published = r.value;
     s->last_published_at = r.mono;
 
-    const std::uint64_t seq = seq_.next();
-    std::string payload = reading_envelope(cfg_.gateway.id, seq, sc.name, r.ts, r.value, sc.unit);
-    const int qos = cfg_.mqtt.qos;
+    std::vector<outbox::Destination> dest;
     if (sc.publish == PublishMode::All || sc.publish == PublishMode::Events) {
-        if (sc.publish == PublishMode::All) {
-            link_->publish({s->events_topic, payload, qos, false});
-            link_->publish({s->state_topic, std::move(payload), qos, true});
-        } else {
-            link_->publish({s->events_topic, std::move(payload), qos, false});
-        }
-    } else {
-        link_->publish({s->state_topic, std::move(payload), qos, true});
+        dest.push_back({s->events_topic, false});
+    }
+    if (sc.publish == PublishMode::All || sc.publish == PublishMode::State) {
+        dest.push_back({s->state_topic, true});
+    }
+    const std::uint64_t seq = outbox_.next_seq();
+    append_event(
+        outbox::Record{seq, cfg_.mqtt.qos, std::move(dest),
+                       reading_envelope(cfg_.gateway.id, seq, sc.name, r.ts, r.value, sc.unit)});
+}
+
+void Gateway::append_event(const outbox::Record& rec) {
+    AppendResult res = outbox_.append(rec);
+    if (!res.stored) {
+        // The event itself could not be kept: it is part of the drop report.
+        log_debug("gateway", "event " + std::to_string(rec.seq) + " not stored");
+    }
+    handle_drops(res.drops);
+    link_->kick();
+}
+
+void Gateway::handle_drops(const std::vector<DropReport>& drops) {
+    for (const DropReport& d : drops) {
+        const std::string detail = std::to_string(d.count) + " undelivered event(s) dropped (seq " +
+                                   std::to_string(d.first_seq) + ".." + std::to_string(d.last_seq) +
+                                   "): " + drop_reason_word(d.reason) + ", outbox bound " +
+                                   std::to_string(cfg_.outbox.max_bytes) + " bytes";
+        log_warn("outbox", detail);
+        if (in_drop_report_) continue;  // a dead letter that itself caused drops: logged only
+        in_drop_report_ = true;
+        deadletter("outbox", "outbox_full", detail);
+        in_drop_report_ = false;
     }
 }
 
@@ -327,23 +373,27 @@ void Gateway::deadletter(const std::string& source, const std::string& reason,
     ++counters_.deadletter;
     log_warn("gateway", source + ": " + reason + ": " + detail +
                             (*held ? " (" + std::to_string(*held) + " more suppressed)" : ""));
-    const std::uint64_t seq = seq_.next();
-    link_->publish(
-        {base_ + "/deadletter",
-         deadletter_envelope(cfg_.gateway.id, seq, source, clock_.wall(), reason, detail, *held),
-         cfg_.mqtt.qos, false});
+    const std::uint64_t seq = outbox_.next_seq();
+    append_event(outbox::Record{
+        seq,
+        cfg_.mqtt.qos,
+        {{base_ + "/deadletter", false}},
+        deadletter_envelope(cfg_.gateway.id, seq, source, clock_.wall(), reason, detail, *held)});
 }
 
 void Gateway::publish_metrics(MonoTime now) {
     next_metrics_ = now + cfg_.metrics.interval;
     const MqttLink::Stats& st = link_->stats();
+    const Outbox::Stats ob = outbox_.stats();
     JsonObject o;
     o.field("ts", std::string_view(format_rfc3339_ms(clock_.wall())))
         .field("events_in", counters_.events_in)
         .field("published", st.published)
         .field("acked", st.acked)
-        .field("outbox_depth", static_cast<std::uint64_t>(link_->queued()))
-        .field("dropped", st.dropped)
+        .field("outbox_depth", ob.depth)
+        .field("outbox_bytes", ob.bytes)
+        .field("dropped", ob.dropped)
+        .field("corrupt_records", ob.corrupt_records)
         .field("bad_readings", counters_.bad_readings)
         .field("deadletter", counters_.deadletter)
         .field("reconnects", st.reconnects)

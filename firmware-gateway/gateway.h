@@ -17,7 +17,7 @@
 #include "drivers/driver.h"
 #include "event_queue.h"
 #include "mqtt_link.h"
-#include "seq_store.h"
+#include "outbox.h"
 
 namespace tg {
 
@@ -72,6 +72,10 @@ class Gateway final : public drivers::Sink {
     void on_reading(Reading r);
     void on_bad_reading(const BadReading& b);
     void on_incoming(const MqttIncoming& m);
+    // Appends an event to the outbox and lets the link send it.
+    void append_event(const outbox::Record& rec);
+    // Logs and dead-letters what the outbox had to give up.
+    void handle_drops(const std::vector<DropReport>& drops);
     void deadletter(const std::string& source, const std::string& reason,
                     const std::string& detail);
     void poll_due(MonoTime now);
@@ -84,7 +88,8 @@ class Gateway final : public drivers::Sink {
     const Clock& clock_;
     std::string base_;  // <topic_prefix>/<gateway.id>
     EventQueue queue_;
-    SeqStore seq_;
+    Outbox outbox_;
+    bool in_drop_report_ = false;
     std::unique_ptr<MqttLink> link_;
     LoopSink loop_sink_;
     std::vector<Sensor> sensors_;

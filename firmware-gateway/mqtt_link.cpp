@@ -58,8 +58,10 @@ class PublishListener final : public mqtt::iaction_listener {
             MqttDelivered{reinterpret_cast<std::uintptr_t>(tok.get_user_context())});
     }
     void on_failure(const mqtt::token& tok) override {
-        queue_.post_control(MqttDeliveryFailed{
-            reinterpret_cast<std::uintptr_t>(tok.get_user_context()), describe(tok)});
+        const int reason = static_cast<int>(tok.get_reason_code());
+        queue_.post_control(
+            MqttDeliveryFailed{reinterpret_cast<std::uintptr_t>(tok.get_user_context()),
+                               describe(tok), reason >= 0x80 && reason != 255});
     }
 
   private:
@@ -113,8 +115,8 @@ MqttLink::~MqttLink() {
     }
 }
 
-void MqttLink::set_limits(std::size_t max_inflight, std::size_t max_queued_bytes) {
-    max_inflight_ = std::max<std::size_t>(1, max_inflight);
+void MqttLink::set_limits(std::size_t max_inflight_records, std::size_t max_queued_bytes) {
+    max_inflight_ = std::max<std::size_t>(1, max_inflight_records);
     max_queued_bytes_ = max_queued_bytes;
 }
 
@@ -137,7 +139,8 @@ void MqttLink::connect(MonoTime now) {
                std::chrono::duration_cast<std::chrono::seconds>(cfg_.keepalive).count())));
     opts.set_connect_timeout(10);
     opts.set_automatic_reconnect(false);
-    opts.set_max_inflight(static_cast<int>(max_inflight_ + 8));
+    // Each record has up to a few destinations; plus room for status/metrics.
+    opts.set_max_inflight(static_cast<int>(max_inflight_ * 4 + 16));
     if (cfg_.version == 5) {
         opts.set_mqtt_version(MQTTVERSION_5);
         opts.set_clean_session(false);
@@ -231,6 +234,7 @@ void MqttLink::on_connection_lost(const std::string& why, MonoTime now) {
     ++stats_.reconnects;
     log_warn("mqtt", "connection to " + cfg_.uri + " lost: " + why);
     requeue_inflight();
+    forget_records();
     schedule_reconnect(now);
 }
 
@@ -244,7 +248,28 @@ void MqttLink::requeue_inflight() {
     inflight_.clear();
 }
 
+void MqttLink::forget_records() {
+    // Whatever was in flight is sent again from the outbox after the
+    // reconnect (at-least-once); late acks of the old tokens are ignored.
+    record_tokens_.clear();
+    record_remaining_.clear();
+    if (outbox_) outbox_->rewind_unacked();
+}
+
 void MqttLink::on_delivered(std::uintptr_t id) {
+    if (auto rt = record_tokens_.find(id); rt != record_tokens_.end()) {
+        const std::uint64_t seq = rt->second.seq;
+        record_tokens_.erase(rt);
+        ++stats_.acked;
+        auto rem = record_remaining_.find(seq);
+        if (rem != record_remaining_.end() && --rem->second == 0) {
+            record_remaining_.erase(rem);
+            if (seq == refused_seq_) refused_attempts_ = 0;
+            outbox_->ack(seq);
+        }
+        pump();
+        return;
+    }
     auto it = inflight_.find(id);
     if (it == inflight_.end()) return;  // from before a reconnect; it is queued again
     inflight_.erase(it);
@@ -252,7 +277,53 @@ void MqttLink::on_delivered(std::uintptr_t id) {
     pump();
 }
 
-void MqttLink::on_delivery_failed(std::uintptr_t id, const std::string& why) {
+void MqttLink::record_failed(std::uint64_t seq, const std::string& topic, const std::string& why,
+                             MonoTime now) {
+    if (seq != refused_seq_) {
+        refused_seq_ = seq;
+        refused_attempts_ = 0;
+    }
+    ++refused_attempts_;
+    if (refused_attempts_ >= kMaxAttempts) {
+        // Given up: reported (dead letter) and acked so later events flow.
+        log_warn("mqtt", "broker refused event seq " + std::to_string(seq) + " on " + topic + " " +
+                             std::to_string(refused_attempts_) + " times (" + why +
+                             "); giving up on it");
+        ++stats_.refused;
+        for (auto it = record_tokens_.begin(); it != record_tokens_.end();) {
+            it = it->second.seq == seq ? record_tokens_.erase(it) : std::next(it);
+        }
+        record_remaining_.erase(seq);
+        outbox_->ack(seq);
+        refused_attempts_ = 0;
+        if (on_refused_) on_refused_(seq, topic, why);
+        pump();
+        return;
+    }
+    // Retry the whole unacknowledged window, in order, after a backoff.
+    const auto delay = std::chrono::milliseconds(1000) * (1 << std::min(refused_attempts_ - 1, 4));
+    log_warn("mqtt", "publish of event seq " + std::to_string(seq) + " to " + topic +
+                         " failed: " + why + "; retrying in " + format_duration(delay));
+    record_tokens_.clear();
+    record_remaining_.clear();
+    retry_at_ = now + delay;
+}
+
+void MqttLink::on_delivery_failed(std::uintptr_t id, const std::string& why, bool refused,
+                                  MonoTime now) {
+    if (auto rt = record_tokens_.find(id); rt != record_tokens_.end()) {
+        const RecordToken t = rt->second;
+        if (refused) {
+            record_failed(t.seq, t.topic, why, now);
+        } else if (connected_ && !retry_at_) {
+            // Not a refusal: the connection is failing. Its loss rewinds;
+            // should it survive, resend the window shortly, in order.
+            record_tokens_.clear();
+            record_remaining_.clear();
+            retry_at_ = now + std::chrono::seconds(1);
+        }
+        return;
+    }
     auto it = inflight_.find(id);
     if (it == inflight_.end()) return;
     Entry e = std::move(it->second);
@@ -266,8 +337,18 @@ void MqttLink::on_delivery_failed(std::uintptr_t id, const std::string& why) {
     if (connected_) pump();
 }
 
+std::optional<MonoTime> MqttLink::next_deadline() const {
+    if (reconnect_at_ && retry_at_) return std::min(*reconnect_at_, *retry_at_);
+    return reconnect_at_ ? reconnect_at_ : retry_at_;
+}
+
 void MqttLink::on_timer(MonoTime now) {
     if (reconnect_at_ && now >= *reconnect_at_ && !connected_ && !connecting_) connect(now);
+    if (retry_at_ && now >= *retry_at_) {
+        retry_at_.reset();
+        if (outbox_) outbox_->rewind_unacked();
+        pump();
+    }
 }
 
 void MqttLink::publish(OutMessage m) {
@@ -296,26 +377,52 @@ void MqttLink::enforce_bound() {
     }
 }
 
+bool MqttLink::send(std::uint64_t id, const OutMessage& m) {
+    try {
+        client_->publish(mqtt::make_message(m.topic, m.payload, m.qos, m.retain),
+                         reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)),
+                         *publish_listener_);
+        ++stats_.published;
+        return true;
+    } catch (const mqtt::exception& ex) {
+        // The connection went away under us; Paho tells the loop shortly.
+        log_debug("mqtt", std::string("publish deferred: ") + ex.what());
+        return false;
+    }
+}
+
 void MqttLink::pump() {
-    while (connected_ && !pending_.empty() && inflight_.size() < max_inflight_) {
+    // Non-event messages first (the birth leads), then events in seq order.
+    while (connected_ && !pending_.empty() && inflight_.size() < 16) {
         Entry e = std::move(pending_.front());
         pending_.pop_front();
         pending_bytes_ -= e.msg.topic.size() + e.msg.payload.size();
         const std::uint64_t id = e.id;
-        auto msg = mqtt::make_message(e.msg.topic, e.msg.payload, e.msg.qos, e.msg.retain);
         auto slot = inflight_.emplace(id, std::move(e)).first;
-        try {
-            client_->publish(msg, reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)),
-                             *publish_listener_);
-            ++stats_.published;
-        } catch (const mqtt::exception& ex) {
-            // The connection went away under us; Paho tells the loop shortly.
+        if (!send(id, slot->second.msg)) {
             Entry back = std::move(slot->second);
             inflight_.erase(slot);
             pending_bytes_ += back.msg.topic.size() + back.msg.payload.size();
             pending_.push_front(std::move(back));
-            log_debug("mqtt", std::string("publish deferred: ") + ex.what());
             return;
+        }
+    }
+    if (!outbox_ || draining_ || retry_at_) return;
+    outbox::Record rec;
+    while (connected_ && outbox_->in_flight() < max_inflight_ && outbox_->next_unsent(rec)) {
+        if (rec.destinations.empty()) {
+            outbox_->ack(rec.seq);
+            continue;
+        }
+        record_remaining_[rec.seq] = rec.destinations.size();
+        for (const outbox::Destination& d : rec.destinations) {
+            const std::uint64_t id = next_id_++;
+            record_tokens_.emplace(id, RecordToken{rec.seq, d.topic});
+            if (!send(id, OutMessage{d.topic, rec.payload, rec.qos, d.retain})) {
+                // Sent again after the reconnect, with everything unacked.
+                forget_records();
+                return;
+            }
         }
     }
 }
@@ -347,6 +454,7 @@ bool topic_matches(std::string_view filter, std::string_view topic) {
 
 void MqttLink::shutdown(const std::string& payload, std::chrono::milliseconds timeout) {
     reconnect_at_.reset();
+    draining_ = true;
     if (!client_ || !client_->is_connected()) {
         log_info("mqtt", "not connected: the broker's last will reports offline");
         return;

@@ -1,9 +1,12 @@
 // MqttLink: the gateway's one MQTT connection (Paho async client). Owned by
-// the event loop thread: it queues outgoing messages, keeps a bounded window
-// of them in flight, and learns of acks, failures and connection changes
-// through the EventQueue (Paho's threads only post there). Reconnects itself
-// with exponential backoff (1 s doubling to 30 s, with jitter). Never blocks
-// the loop on the network.
+// the event loop thread. Events are sent from the durable outbox in seq order
+// with a bounded window of records in flight; a record is acked to the outbox
+// when every one of its destinations is acknowledged (QoS 1) or sent (QoS 0).
+// Messages that are not events (status, metrics) go through a small bounded
+// in-memory queue ahead of the outbox. Acks, failures and connection changes
+// arrive through the EventQueue (Paho's threads only post there). Reconnects
+// itself with exponential backoff (1 s doubling to 30 s, with jitter). Never
+// blocks the loop on the network.
 #pragma once
 
 #include <chrono>
@@ -18,9 +21,13 @@
 #include <string_view>
 #include <vector>
 
+#include <functional>
+#include <unordered_map>
+
 #include "config.h"
 #include "core/clock.h"
 #include "event_queue.h"
+#include "outbox.h"
 
 namespace mqtt {
 class async_client;
@@ -41,9 +48,15 @@ class MqttLink {
     struct Stats {
         std::uint64_t published = 0;  // handed to the client (each attempt)
         std::uint64_t acked = 0;      // acknowledged by the broker (QoS 1) or sent (QoS 0)
-        std::uint64_t dropped = 0;    // pushed out of the bounded queue, oldest first
+        std::uint64_t dropped = 0;    // non-event messages pushed out of the memory queue
         std::uint64_t reconnects = 0;
+        std::uint64_t refused = 0;  // events given up after the broker refused them
     };
+    // An event the broker kept refusing (e.g. an ACL denial): given up after
+    // kMaxAttempts, so it does not hold the outbox back forever.
+    using RefusedFn =
+        std::function<void(std::uint64_t seq, const std::string& topic, const std::string& why)>;
+    static constexpr int kMaxAttempts = 5;
 
     // `status_topic`/`offline_payload` become the retained last will.
     MqttLink(const MqttConfig& cfg, EventQueue& queue, std::string status_topic,
@@ -54,12 +67,20 @@ class MqttLink {
 
     // The retained status published first on every connect.
     void set_birth(std::string payload) { birth_ = std::move(payload); }
-    // Bounds of the in-memory queue of undelivered messages.
-    void set_limits(std::size_t max_inflight, std::size_t max_queued_bytes);
+    // Events come from here; nullptr sends only the memory queue.
+    void set_outbox(Outbox* outbox) { outbox_ = outbox; }
+    void on_refused(RefusedFn fn) { on_refused_ = std::move(fn); }
+    // Records of the outbox in flight at once, and the bound of the memory queue.
+    void set_limits(std::size_t max_inflight_records, std::size_t max_queued_bytes);
+    // Shutdown: send nothing new from the outbox, let what is in flight settle.
+    void stop_sending() { draining_ = true; }
 
     // Starts the first connection attempt.
     void start(MonoTime now);
+    // A message that is not an event (no seq): memory queue, bounded.
     void publish(OutMessage m);
+    // New records were appended to the outbox.
+    void kick() { pump(); }
     // Subscribes now (when connected) and again after every reconnect (clean
     // session). Incoming messages reach the loop as MqttIncoming.
     void subscribe(const std::string& filter, int qos);
@@ -69,16 +90,15 @@ class MqttLink {
     void on_connect_failed(const std::string& why, MonoTime now);
     void on_connection_lost(const std::string& why, MonoTime now);
     void on_delivered(std::uintptr_t id);
-    void on_delivery_failed(std::uintptr_t id, const std::string& why);
+    void on_delivery_failed(std::uintptr_t id, const std::string& why, bool refused, MonoTime now);
 
-    // When the loop must call on_timer next (a pending reconnect), if any.
-    std::optional<MonoTime> next_deadline() const { return reconnect_at_; }
+    // When the loop must call on_timer next (a reconnect, a retry), if any.
+    std::optional<MonoTime> next_deadline() const;
     void on_timer(MonoTime now);
 
     bool connected() const { return connected_; }
-    // Nothing queued and nothing in flight.
-    bool idle() const { return pending_.empty() && inflight_.empty(); }
-    std::size_t queued() const { return pending_.size() + inflight_.size(); }
+    // Nothing waits in the memory queue and no message is in flight.
+    bool settled() const { return pending_.empty() && inflight_.empty() && record_tokens_.empty(); }
     const Stats& stats() const { return stats_; }
 
     // Clean shutdown: publishes `payload` retained on the status topic, waits
@@ -93,6 +113,10 @@ class MqttLink {
     void connect(MonoTime now);
     void schedule_reconnect(MonoTime now);
     void pump();
+    bool send(std::uint64_t id, const OutMessage& m);
+    void forget_records();
+    void record_failed(std::uint64_t seq, const std::string& topic, const std::string& why,
+                       MonoTime now);
     void send_subscribe(const std::string& filter, int qos);
     void requeue_inflight();
     void enforce_bound();
@@ -118,9 +142,24 @@ class MqttLink {
     std::deque<Entry> pending_;
     std::map<std::uint64_t, Entry> inflight_;
     std::size_t pending_bytes_ = 0;
-    std::size_t max_inflight_ = 128;
-    std::size_t max_queued_bytes_ = 16u << 20;
+    std::size_t max_inflight_ = 64;  // records of the outbox
+    std::size_t max_queued_bytes_ = 1u << 20;
     Stats stats_;
+
+    Outbox* outbox_ = nullptr;
+    RefusedFn on_refused_;
+    bool draining_ = false;
+    // Message token id -> its record's seq, and seq -> destinations not yet acked.
+    struct RecordToken {
+        std::uint64_t seq;
+        std::string topic;
+    };
+    std::unordered_map<std::uint64_t, RecordToken> record_tokens_;
+    std::unordered_map<std::uint64_t, std::size_t> record_remaining_;
+    // Refusals of the oldest refused record, and when to send it again.
+    std::uint64_t refused_seq_ = 0;
+    int refused_attempts_ = 0;
+    std::optional<MonoTime> retry_at_;
 
     std::vector<std::pair<std::string, int>> subscriptions_;
 

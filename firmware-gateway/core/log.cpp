@@ -19,6 +19,8 @@ const char* level_word(LogLevel l) {
             return "WARN";
         case LogLevel::Error:
             return "ERROR";
+        case LogLevel::Off:
+            break;
     }
     return "INFO";
 }

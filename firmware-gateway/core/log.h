@@ -11,7 +11,7 @@
 
 namespace tg {
 
-enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3 };
+enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3, Off = 4 };
 
 std::optional<LogLevel> parse_log_level(std::string_view s);
 void set_log_level(LogLevel level);

@@ -1,0 +1,15 @@
+// Small filesystem helpers shared by everything that keeps state in data_dir.
+#pragma once
+
+#include <string>
+
+namespace tg {
+
+// Creates `dir` and its parents (mode 0750 for new ones); throws on failure.
+void make_dirs(const std::string& dir);
+
+// Replaces `path` atomically and durably with `content` (temp, fsync, rename,
+// fsync of the folder). Throws std::runtime_error on failure.
+void write_file_atomic(const std::string& path, const std::string& content);
+
+}  // namespace tg

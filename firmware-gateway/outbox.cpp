@@ -1,0 +1,1130 @@
+#include "outbox.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <utility>
+
+#include "config.h"
+#include "core/crc32c.h"
+#include "fs_util.h"
+
+namespace tg {
+namespace fs = std::filesystem;
+using outbox::DamagedRange;
+using outbox::Record;
+using outbox::RecordSpan;
+
+namespace {
+
+constexpr const char* kComponent = "outbox";
+
+// State file: two slots, a page apart so that writing one never rewrites the
+// page holding the other.
+constexpr std::size_t kSlotBytes = 96;
+constexpr off_t kSlotStride = 4096;
+constexpr unsigned char kStateMagic[4] = {'T', 'G', 'O', 'S'};
+constexpr std::uint32_t kStateVersion = 1;
+constexpr std::size_t kBootIdOffset = 44;
+constexpr std::size_t kBootIdBytes = 48;
+constexpr std::size_t kStateCrcOffset = kBootIdOffset + kBootIdBytes;
+
+// Damaged bytes kept for inspection: bounded so a disk of garbage cannot fill
+// the disk a second time.
+constexpr std::size_t kMaxCorruptCopy = 1u << 20;
+constexpr std::size_t kMaxCorruptFiles = 32;
+
+std::runtime_error sys_error(const std::string& what, const std::string& path, int err) {
+    return std::runtime_error("outbox: " + what + " " + path + ": " + std::strerror(err));
+}
+
+bool is_space_error(int err) {
+    return err == ENOSPC || err == EDQUOT;
+}
+
+std::string segment_name(std::uint64_t base) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%020llu.seg", static_cast<unsigned long long>(base));
+    return buf;
+}
+
+std::optional<std::uint64_t> parse_segment_name(const std::string& name) {
+    if (name.size() != 24 || name.compare(20, 4, ".seg") != 0) return std::nullopt;
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < 20; ++i) {
+        const char c = name[i];
+        if (c < '0' || c > '9') return std::nullopt;
+        const auto digit = static_cast<std::uint64_t>(c - '0');
+        if (v > (UINT64_MAX - digit) / 10) return std::nullopt;
+        v = v * 10 + digit;
+    }
+    return v;
+}
+
+struct SegmentFile {
+    std::uint64_t base;
+    std::string path;
+};
+
+// The segment files of `dir`, sorted by base. With `clean_tmp`, removes the
+// leftovers of an interrupted rewrite. Throws when `dir` cannot be listed.
+std::vector<SegmentFile> list_segments(const std::string& dir, bool clean_tmp) {
+    std::vector<SegmentFile> out;
+    std::error_code ec;
+    fs::directory_iterator it(dir, ec);
+    if (ec) throw std::runtime_error("outbox: cannot read folder " + dir + ": " + ec.message());
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+        if (ec) throw std::runtime_error("outbox: cannot read folder " + dir + ": " + ec.message());
+        const std::string name = it->path().filename().string();
+        if (clean_tmp && name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+            std::error_code rm;
+            fs::remove(it->path(), rm);
+            continue;
+        }
+        if (auto base = parse_segment_name(name)) out.push_back({*base, it->path().string()});
+    }
+    std::sort(out.begin(), out.end(),
+              [](const SegmentFile& a, const SegmentFile& b) { return a.base < b.base; });
+    return out;
+}
+
+// Reads the whole of an open file. False (errno set) on a read error.
+bool read_whole(int fd, std::string& out) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return false;
+    out.resize(static_cast<std::size_t>(st.st_size));
+    std::size_t done = 0;
+    while (done < out.size()) {
+        const ssize_t n =
+            ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(done));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        if (n == 0) break;  // shrank meanwhile
+        done += static_cast<std::size_t>(n);
+    }
+    out.resize(done);
+    return true;
+}
+
+const unsigned char* bytes_of(const std::string& s) {
+    return reinterpret_cast<const unsigned char*>(s.data());
+}
+
+void put_le(unsigned char* at, std::uint64_t v, int width) {
+    for (int i = 0; i < width; ++i)
+        at[i] = static_cast<unsigned char>((v >> (8 * i)) & 0xFFu);
+}
+
+std::uint64_t get_le(const unsigned char* at, int width) {
+    std::uint64_t v = 0;
+    for (int i = width - 1; i >= 0; --i)
+        v = (v << 8) | at[i];
+    return v;
+}
+
+// Identifies this kernel boot: tells a process crash (page cache intact) from
+// a reboot (the log's unsynced tail may be gone).
+std::string read_boot_id_file() {
+    std::ifstream in("/proc/sys/kernel/random/boot_id");
+    std::string id;
+    std::getline(in, id);
+    return id;
+}
+
+}  // namespace
+
+const char* drop_reason_word(DropReason r) {
+    switch (r) {
+        case DropReason::OutboxFull:
+            return "outbox_full";
+        case DropReason::DiskFull:
+            return "disk_full";
+        case DropReason::IoError:
+            return "io_error";
+    }
+    return "outbox_full";
+}
+
+OutboxOptions outbox_options(const Config& cfg) {
+    OutboxOptions o;
+    o.data_dir = cfg.gateway.data_dir;
+    o.max_bytes = cfg.outbox.max_bytes;
+    o.sync = cfg.outbox.sync;
+    o.sync_always = cfg.outbox.sync_always;
+    o.retain_bytes = cfg.journal.retain_bytes;
+    return o;
+}
+
+// ---------------------------------------------------------------------------
+// construction, open, close
+
+Outbox::Outbox(OutboxOptions opts) : opts_(std::move(opts)), io_(opts_.io) {
+    if (!io_.pwrite) {
+        io_.pwrite = [](int fd, const void* b, std::size_t n, off_t off) {
+            return ::pwrite(fd, b, n, off);
+        };
+    }
+    if (!io_.fdatasync) io_.fdatasync = [](int fd) { return ::fdatasync(fd); };
+    if (opts_.reserve_block == 0) opts_.reserve_block = 1;
+    if (opts_.min_next_seq == 0) opts_.min_next_seq = 1;
+    dir_ = opts_.data_dir + "/outbox";
+    journal_dir_ = opts_.data_dir + "/journal";
+}
+
+Outbox::~Outbox() {
+    for (Segment& s : segs_)
+        close_segment(s);
+    if (state_fd_ >= 0) ::close(state_fd_);
+}
+
+void Outbox::open() {
+    if (open_) throw std::logic_error("outbox: open() called twice");
+    if (opts_.data_dir.empty()) throw std::invalid_argument("outbox: data_dir is empty");
+    boot_id_ = opts_.boot_id ? *opts_.boot_id : read_boot_id_file();
+
+    make_dirs(dir_);
+    const std::string state_path = dir_ + "/state";
+    state_fd_ = ::open(state_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (state_fd_ < 0) throw sys_error("cannot open", state_path, errno);
+    if (::flock(state_fd_, LOCK_EX | LOCK_NB) != 0) {
+        const int err = errno;
+        if (err == EWOULDBLOCK)
+            throw std::runtime_error("outbox: " + dir_ + " is in use by another tidegate");
+        throw sys_error("cannot lock", state_path, err);
+    }
+    const std::optional<State> prev = read_state();
+    // Both slots allocated now, so that updating them never needs disk space.
+    if (const int err = ::posix_fallocate(state_fd_, 0, 2 * kSlotStride);
+        err != 0 && err != EOPNOTSUPP)
+        throw sys_error("cannot allocate", state_path, err);
+
+    // Recover every segment, oldest first; each must continue the seq order.
+    std::vector<std::vector<RecordSpan>> spans;
+    std::uint64_t after = 0;
+    const std::vector<SegmentFile> files = list_segments(dir_, true);
+    for (std::size_t i = 0; i < files.size(); ++i) {
+        Segment s;
+        s.base = files[i].base;
+        s.path = files[i].path;
+        s.fd = ::open(s.path.c_str(), O_RDWR | O_CLOEXEC);
+        if (s.fd < 0) throw sys_error("cannot open", s.path, errno);
+        std::vector<RecordSpan> sp;
+        try {
+            recover_segment(s, after, sp);
+        } catch (...) {
+            close_segment(s);
+            throw;
+        }
+        const bool newest = i + 1 == files.size();
+        if (s.records == 0 && !newest) {
+            // Nothing left in it (empty or all damage): it only costs a file.
+            close_segment(s);
+            ::unlink(s.path.c_str());
+            dir_dirty_ = true;
+            continue;
+        }
+        if (s.records > 0) after = s.last_seq;
+        segs_.push_back(std::move(s));
+        spans.push_back(std::move(sp));
+    }
+
+    // The next seq from the log: after its last record, or the name of an
+    // empty newest segment (created for exactly that seq).
+    std::uint64_t log_next = 0;
+    if (!segs_.empty()) log_next = std::max(after + 1, segs_.back().base);
+
+    const std::uint64_t block = opts_.reserve_block;
+    std::uint64_t next = 1;
+    if (!prev) {
+        if (segs_.empty()) {
+            resume_ = Resume::Fresh;
+        } else {
+            resume_ = Resume::Unknown;
+            next = log_next + 2 * block;
+            log_warn(kComponent, "no readable state in " + state_path +
+                                     "; seq continues with a gap at " + std::to_string(next));
+        }
+    } else if (prev->clean) {
+        resume_ = Resume::Clean;
+        next = std::max(log_next, prev->last_seq + 1);
+    } else if (!boot_id_.empty() && prev->boot_id == boot_id_) {
+        // The process died, the kernel did not: the page cache holds every
+        // byte written, so the log's tail is exactly what was appended.
+        resume_ = Resume::Crash;
+        next = log_next != 0 ? log_next : prev->reserved + 1;
+        next = std::max(next, prev->cursor + 1);
+    } else {
+        // The machine went down (or the boot is unknown): the unsynced tail
+        // may be gone but its seqs may have been published. Skip them all.
+        resume_ = Resume::Reboot;
+        next = std::max(log_next, prev->reserved + 1);
+    }
+    next_seq_ = std::max(next, opts_.min_next_seq);
+    if (prev) state_ = *prev;
+    cursor_seq_ = prev ? std::min(prev->cursor, next_seq_ - 1) : 0;
+
+    if (segs_.empty()) {
+        if (!create_segment(next_seq_))
+            throw sys_error("cannot create", dir_ + "/" + segment_name(next_seq_), errno);
+        spans.emplace_back();
+    }
+    place_cursor(spans);
+    load_journal();
+
+    // Durable before anything is appended: this boot, not clean, and room
+    // for reserve_block seqs.
+    state_.reserved = next_seq_ - 1 + block;
+    if (!write_state(true, false)) throw sys_error("cannot write", state_path, errno);
+    last_state_sync_ = MonoTime::min();
+
+    open_ = true;
+    gc();
+    if (dir_dirty_) sync_dir();
+    dir_dirty_ = false;
+
+    const Stats st = stats();
+    if (st.depth > 0 || resume_ != Resume::Fresh) {
+        log_info(kComponent, std::to_string(st.depth) + " undelivered event(s) (" +
+                                 std::to_string(st.bytes) + " bytes) in " +
+                                 std::to_string(st.segments) + " segment(s); next seq " +
+                                 std::to_string(next_seq_));
+    }
+}
+
+void Outbox::close() {
+    if (!open_) return;
+    std::vector<DropReport> drops;
+    commit_log(drops);
+    if (!log_dirty_) {
+        state_.last_seq = next_seq_ - 1;
+        if (!write_state(true, true))
+            io_failure("cannot record the clean shutdown in " + dir_ + "/state", errno);
+    } else {
+        log_error(kComponent, "the log could not be synced; the next start treats this as a crash");
+        write_state(true, false);
+    }
+    for (Segment& s : segs_)
+        close_segment(s);
+    if (state_fd_ >= 0) ::close(state_fd_);
+    state_fd_ = -1;
+    open_ = false;
+}
+
+std::optional<Outbox::State> Outbox::read_state() {
+    std::optional<State> best;
+    int best_slot = -1;
+    for (int slot = 0; slot < 2; ++slot) {
+        unsigned char b[kSlotBytes];
+        const ssize_t n = ::pread(state_fd_, b, kSlotBytes, slot * kSlotStride);
+        if (n != static_cast<ssize_t>(kSlotBytes)) continue;
+        if (std::memcmp(b, kStateMagic, 4) != 0 || get_le(b + 4, 4) != kStateVersion) continue;
+        if (crc32c(b, kStateCrcOffset) != get_le(b + kStateCrcOffset, 4)) continue;
+        State s;
+        s.gen = get_le(b + 8, 8);
+        s.reserved = get_le(b + 16, 8);
+        s.cursor = get_le(b + 24, 8);
+        s.last_seq = get_le(b + 32, 8);
+        s.clean = (get_le(b + 40, 4) & 1u) != 0;
+        const char* id = reinterpret_cast<const char*>(b + kBootIdOffset);
+        s.boot_id.assign(id, strnlen(id, kBootIdBytes));
+        if (!best || s.gen > best->gen) {
+            best = s;
+            best_slot = slot;
+        }
+    }
+    // The next write goes to the other slot, so the one read stays intact
+    // until its successor is durable.
+    durable_slot_ = best_slot < 0 ? 1 : best_slot;
+    return best;
+}
+
+bool Outbox::write_state(bool durable, bool clean) {
+    state_.gen += 1;
+    state_.cursor = cursor_seq_;
+    state_.clean = clean;
+    state_.boot_id = boot_id_;
+    unsigned char b[kSlotBytes] = {};
+    std::memcpy(b, kStateMagic, 4);
+    put_le(b + 4, kStateVersion, 4);
+    put_le(b + 8, state_.gen, 8);
+    put_le(b + 16, state_.reserved, 8);
+    put_le(b + 24, state_.cursor, 8);
+    put_le(b + 32, clean ? state_.last_seq : 0, 8);
+    put_le(b + 40, clean ? 1u : 0u, 4);
+    std::memcpy(b + kBootIdOffset, boot_id_.data(), std::min(boot_id_.size(), kBootIdBytes - 1));
+    put_le(b + kStateCrcOffset, crc32c(b, kStateCrcOffset), 4);
+
+    const int slot = 1 - durable_slot_;
+    if (!write_all(state_fd_, reinterpret_cast<const char*>(b), kSlotBytes,
+                   static_cast<std::uint64_t>(slot * kSlotStride)))
+        return false;
+    cursor_written_ = cursor_seq_;
+    if (!durable) {
+        cursor_unsynced_ = true;
+        return true;
+    }
+    if (!sync_fd(state_fd_)) return false;
+    durable_slot_ = slot;
+    cursor_unsynced_ = false;
+    return true;
+}
+
+void Outbox::recover_segment(Segment& s, std::uint64_t after, std::vector<RecordSpan>& spans) {
+    std::string data;
+    if (!read_whole(s.fd, data)) throw sys_error("cannot read", s.path, errno);
+    outbox::ScanResult res = outbox::scan_records(bytes_of(data), data.size(), after);
+
+    if (!res.damaged.empty()) {
+        for (const DamagedRange& d : res.damaged) {
+            stats_.corrupt_records += d.records;
+            save_damaged(s, data, d);
+        }
+        const DamagedRange& last = res.damaged.back();
+        const bool tail_only = res.damaged.size() == 1 && last.offset == res.good_end &&
+                               last.offset + last.size == data.size();
+        if (tail_only) {
+            if (::ftruncate(s.fd, static_cast<off_t>(res.good_end)) != 0)
+                throw sys_error("cannot truncate", s.path, errno);
+            if (io_.fdatasync(s.fd) != 0) throw sys_error("cannot fsync", s.path, errno);
+            ++stats_.fsyncs;
+            data.resize(res.good_end);
+        } else {
+            // Damage inside: rewrite the segment with the intact records only,
+            // so the damage is neither counted nor copied again next time.
+            std::string good;
+            good.reserve(data.size());
+            for (RecordSpan& r : res.records) {
+                const std::size_t at = good.size();
+                good.append(data, r.offset, r.size);
+                r.offset = at;
+            }
+            write_file_atomic(s.path, good);
+            close_segment(s);
+            s.fd = ::open(s.path.c_str(), O_RDWR | O_CLOEXEC);
+            if (s.fd < 0) throw sys_error("cannot open", s.path, errno);
+            data = std::move(good);
+        }
+    }
+    s.bytes = data.size();
+    s.records = res.records.size();
+    s.first_seq = res.records.empty() ? 0 : res.records.front().seq;
+    s.last_seq = res.records.empty() ? 0 : res.records.back().seq;
+    spans = std::move(res.records);
+}
+
+void Outbox::save_damaged(const Segment& s, const std::string& data, const DamagedRange& d) {
+    const std::string name = segment_name(s.base);
+    log_warn(kComponent, name + ": " + std::to_string(d.size) + " damaged byte(s) at offset " +
+                             std::to_string(d.offset) + " (about " + std::to_string(d.records) +
+                             " record(s)) cut out");
+    try {
+        const std::string folder = dir_ + "/corrupt";
+        make_dirs(folder);
+        char prefix[32];
+        std::snprintf(prefix, sizeof prefix, "%012lld-",
+                      static_cast<long long>(std::time(nullptr)));
+        const std::string path =
+            folder + "/" + prefix + name.substr(0, 20) + "-" + std::to_string(d.offset) + ".bad";
+        write_file_atomic(path, data.substr(d.offset, std::min(d.size, kMaxCorruptCopy)));
+        std::vector<std::string> kept;
+        for (const auto& e : fs::directory_iterator(folder)) {
+            if (e.path().extension() == ".bad") kept.push_back(e.path().string());
+        }
+        std::sort(kept.begin(), kept.end());
+        for (std::size_t i = 0; i + kMaxCorruptFiles < kept.size(); ++i)
+            ::unlink(kept[i].c_str());
+    } catch (const std::exception& e) {
+        log_warn(kComponent, std::string("could not keep the damaged bytes: ") + e.what());
+    }
+}
+
+void Outbox::place_cursor(const std::vector<std::vector<RecordSpan>>& spans) {
+    for (std::size_t i = 0; i < segs_.size(); ++i) {
+        const auto& sp = spans[i];
+        for (std::size_t k = 0; k < sp.size(); ++k) {
+            if (sp[k].seq > cursor_seq_) {
+                cursor_pos_ = {segs_[i].base, sp[k].offset};
+                cursor_delivered_ = k;
+                read_pos_ = cursor_pos_;
+                read_last_seq_ = cursor_seq_;
+                return;
+            }
+        }
+    }
+    // Everything on disk is delivered.
+    const Segment& last = segs_.back();
+    cursor_pos_ = {last.base, last.bytes};
+    cursor_delivered_ = last.records;
+    read_pos_ = cursor_pos_;
+    read_last_seq_ = cursor_seq_;
+}
+
+void Outbox::load_journal() {
+    std::error_code ec;
+    if (opts_.retain_bytes > 0) make_dirs(journal_dir_);
+    if (!fs::is_directory(journal_dir_, ec)) return;
+    for (const SegmentFile& f : list_segments(journal_dir_, true)) {
+        struct stat st {};
+        if (::stat(f.path.c_str(), &st) != 0) continue;
+        journal_.push_back({f.base, f.path, static_cast<std::uint64_t>(st.st_size)});
+        journal_bytes_ += static_cast<std::uint64_t>(st.st_size);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// segments
+
+Outbox::Segment* Outbox::find_segment(std::uint64_t base) {
+    auto it = std::lower_bound(segs_.begin(), segs_.end(), base,
+                               [](const Segment& s, std::uint64_t b) { return s.base < b; });
+    return it != segs_.end() && it->base == base ? &*it : nullptr;
+}
+
+std::uint64_t Outbox::segment_limit() const {
+    return std::max<std::uint64_t>(1, std::min(opts_.segment_bytes, opts_.max_bytes / 4));
+}
+
+bool Outbox::create_segment(std::uint64_t base) {
+    // The full segment's data must be durable before it stops being the
+    // one the group commit syncs.
+    if (Segment* a = active(); a && log_dirty_) {
+        if (sync_fd(a->fd))
+            log_dirty_ = false;
+        else
+            io_failure("cannot fsync " + a->path, errno);
+    }
+
+    const std::string path = dir_ + "/" + segment_name(base);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0 && errno == EEXIST && !find_segment(base)) {
+        // Left empty by an earlier attempt: reuse it; never clobber records.
+        fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+        struct stat st {};
+        if (fd >= 0 && (::fstat(fd, &st) != 0 || st.st_size != 0)) {
+            ::close(fd);
+            errno = EEXIST;
+            return false;
+        }
+    }
+    if (fd < 0) return false;
+    Segment s;
+    s.base = base;
+    s.path = path;
+    s.fd = fd;
+    segs_.push_back(std::move(s));
+    if (segs_.size() == 1) {
+        cursor_pos_ = read_pos_ = {base, 0};
+        cursor_delivered_ = 0;
+    }
+    dir_dirty_ = true;
+    return true;
+}
+
+void Outbox::close_segment(Segment& s) {
+    if (s.fd >= 0) ::close(s.fd);
+    s.fd = -1;
+}
+
+void Outbox::retire_front() {
+    Segment s = std::move(segs_.front());
+    segs_.pop_front();
+    close_segment(s);
+    if (opts_.retain_bytes > 0) {
+        const std::string dest = journal_dir_ + "/" + segment_name(s.base);
+        if (::rename(s.path.c_str(), dest.c_str()) == 0) {
+            journal_.push_back({s.base, dest, s.bytes});
+            journal_bytes_ += s.bytes;
+            return;
+        }
+        io_failure("cannot move " + s.path + " to the journal", errno);
+    }
+    ::unlink(s.path.c_str());
+}
+
+void Outbox::trim_journal(std::uint64_t limit) {
+    while (journal_bytes_ > limit && !journal_.empty()) {
+        ::unlink(journal_.front().path.c_str());
+        journal_bytes_ -= journal_.front().bytes;
+        journal_.pop_front();
+    }
+}
+
+void Outbox::gc() {
+    if (segs_.empty()) return;
+    // A cursor at the end of a full segment belongs at the start of the next.
+    for (;;) {
+        auto it = std::lower_bound(segs_.begin(), segs_.end(), cursor_pos_.seg,
+                                   [](const Segment& s, std::uint64_t b) { return s.base < b; });
+        if (it == segs_.end() || it->base != cursor_pos_.seg) {
+            // Its segment is gone (dropped): the first one left is next.
+            if (it == segs_.end()) {
+                cursor_pos_ = {segs_.back().base, segs_.back().bytes};
+                cursor_delivered_ = segs_.back().records;
+            } else {
+                cursor_pos_ = {it->base, 0};
+                cursor_delivered_ = 0;
+            }
+            continue;
+        }
+        const auto next = std::next(it);
+        if (next == segs_.end() || cursor_pos_.offset < it->bytes) break;
+        cursor_pos_ = {next->base, 0};
+        cursor_delivered_ = 0;
+    }
+    while (segs_.front().base < cursor_pos_.seg)
+        retire_front();
+    trim_journal(opts_.retain_bytes);
+    if (read_pos_.seg < cursor_pos_.seg ||
+        (read_pos_.seg == cursor_pos_.seg && read_pos_.offset < cursor_pos_.offset))
+        read_pos_ = cursor_pos_;
+}
+
+// ---------------------------------------------------------------------------
+// appending and bounds
+
+AppendResult Outbox::append(const Record& r) {
+    if (!open_) throw std::logic_error("outbox: append() before open()");
+    if (r.seq != next_seq_) {
+        throw std::logic_error("outbox: append of seq " + std::to_string(r.seq) + ", expected " +
+                               std::to_string(next_seq_));
+    }
+    AppendResult res;
+    res.seq = r.seq;
+    const std::uint64_t size = outbox::encoded_size(r);
+
+    // The seq is spent whatever happens below, so a dead letter naming it
+    // never names a different event.
+    struct Advance {
+        std::uint64_t& next;
+        std::uint64_t to;
+        ~Advance() { next = to; }
+    };
+
+    if (size - outbox::kHeaderBytes > outbox::kMaxBodyBytes || size > opts_.max_bytes) {
+        next_seq_ = r.seq + 1;
+        stats_.dropped += 1;
+        note_drop(r.seq, r.seq, 1, DropReason::OutboxFull, res.drops);
+        return res;
+    }
+    const std::string bytes = outbox::encode_record(r);  // throws only on misuse
+    Advance advance{next_seq_, r.seq + 1};
+
+    auto give_up = [&](DropReason why) {
+        stats_.dropped += 1;
+        note_drop(r.seq, r.seq, 1, why, res.drops);
+        return res;
+    };
+
+    if (r.seq > state_.reserved) {
+        const std::uint64_t old = state_.reserved;
+        state_.reserved = r.seq - 1 + opts_.reserve_block;
+        if (!write_state(true, false)) {
+            const int err = errno;
+            state_.reserved = old;
+            io_failure("cannot reserve seqs in " + dir_ + "/state", err);
+            return give_up(is_space_error(err) ? DropReason::DiskFull : DropReason::IoError);
+        }
+    }
+
+    make_room(size, res.drops);
+
+    for (;;) {
+        Segment* a = active();
+        if (!a || (a->bytes > 0 && a->bytes + size > segment_limit())) {
+            if (!create_segment(r.seq)) {
+                const int err = errno;
+                if (is_space_error(err) && free_disk_space(res.drops)) continue;
+                io_failure("cannot create a segment in " + dir_, err);
+                return give_up(is_space_error(err) ? DropReason::DiskFull : DropReason::IoError);
+            }
+            a = active();
+        }
+        if (write_all(a->fd, bytes.data(), bytes.size(), a->bytes)) break;
+        const int err = errno;
+        // Take back a partial write, so the file ends at a record boundary.
+        if (::ftruncate(a->fd, static_cast<off_t>(a->bytes)) != 0)
+            io_failure("cannot truncate " + a->path, errno);
+        if (is_space_error(err) && free_disk_space(res.drops)) continue;
+        io_failure("cannot write " + a->path, err);
+        return give_up(is_space_error(err) ? DropReason::DiskFull : DropReason::IoError);
+    }
+
+    Segment& a = *active();
+    a.bytes += size;
+    a.records += 1;
+    if (a.first_seq == 0) a.first_seq = r.seq;
+    a.last_seq = r.seq;
+    stats_.appended += 1;
+    log_dirty_ = true;
+    res.stored = true;
+    if (opts_.sync_always) commit_log(res.drops);
+    return res;
+}
+
+std::vector<DropReport> Outbox::enforce() {
+    std::vector<DropReport> drops;
+    if (!open_) return drops;
+    gc();
+    make_room(0, drops);
+    trim_journal(opts_.retain_bytes);
+    return drops;
+}
+
+void Outbox::make_room(std::uint64_t need, std::vector<DropReport>& drops) {
+    while (undelivered_bytes() + need > opts_.max_bytes) {
+        if (!drop_oldest_undelivered(DropReason::OutboxFull, drops)) break;
+    }
+}
+
+bool Outbox::drop_oldest_undelivered(DropReason why, std::vector<DropReport>& drops) {
+    gc();
+    if (segs_.empty()) return false;
+    // A front segment whose remaining bytes hold no record (damage found
+    // since start-up) is as good as delivered.
+    while (segs_.size() > 1 && segs_.front().records <= cursor_delivered_) {
+        cursor_pos_ = {segs_[1].base, 0};
+        cursor_delivered_ = 0;
+        gc();
+    }
+    Segment& s = segs_.front();
+    const std::uint64_t delivered = cursor_pos_.seg == s.base ? cursor_delivered_ : 0;
+    if (s.records <= delivered) return false;  // only the active one, all delivered
+
+    const std::uint64_t count = s.records - delivered;
+    const std::uint64_t first = cursor_seq_ + 1;
+    const std::uint64_t last = s.last_seq;
+    close_segment(s);
+    ::unlink(s.path.c_str());
+    segs_.pop_front();
+
+    cursor_seq_ = std::max(cursor_seq_, last);
+    cursor_delivered_ = 0;
+    if (!segs_.empty()) cursor_pos_ = {segs_.front().base, 0};
+    forget_flights_upto(cursor_seq_);
+    read_last_seq_ = std::max(read_last_seq_, cursor_seq_);
+    if (segs_.empty()) {
+        // Keep the log's anchor for next_seq(); if even this fails the
+        // next append tries again.
+        create_segment(next_seq_);
+    }
+    gc();
+    stats_.dropped += count;
+    note_drop(first, last, count, why, drops);
+    return true;
+}
+
+bool Outbox::free_disk_space(std::vector<DropReport>& drops) {
+    if (!journal_.empty()) {
+        trim_journal(journal_bytes_ - journal_.front().bytes);
+        return true;
+    }
+    gc();
+    if (segs_.size() == 1 && segs_.front().bytes > 0 &&
+        segs_.front().records <= cursor_delivered_ && cursor_pos_.seg == segs_.front().base) {
+        // The active segment holds only delivered records: start afresh.
+        Segment& s = segs_.front();
+        close_segment(s);
+        ::unlink(s.path.c_str());
+        segs_.pop_front();
+        create_segment(next_seq_);
+        return true;
+    }
+    return drop_oldest_undelivered(DropReason::DiskFull, drops);
+}
+
+void Outbox::note_drop(std::uint64_t first, std::uint64_t last, std::uint64_t count, DropReason why,
+                       std::vector<DropReport>& drops) {
+    if (!drops.empty() && drops.back().reason == why && drops.back().last_seq < first) {
+        drops.back().last_seq = last;
+        drops.back().count += count;
+        return;
+    }
+    drops.push_back({first, last, count, why});
+}
+
+bool Outbox::write_all(int fd, const char* data, std::size_t n, std::uint64_t offset) {
+    std::size_t done = 0;
+    while (done < n) {
+        const ssize_t w = io_.pwrite(fd, data + done, n - done, static_cast<off_t>(offset + done));
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        if (w == 0) {
+            errno = ENOSPC;
+            return false;
+        }
+        done += static_cast<std::size_t>(w);
+    }
+    return true;
+}
+
+bool Outbox::sync_fd(int fd) {
+    int r;
+    do {
+        r = io_.fdatasync(fd);
+    } while (r != 0 && errno == EINTR);
+    ++stats_.fsyncs;
+    return r == 0;
+}
+
+void Outbox::sync_dir() {
+    const int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    ::fsync(fd);
+    ::close(fd);
+}
+
+bool Outbox::commit_log(std::vector<DropReport>& drops) {
+    bool ok = true;
+    if (log_dirty_) {
+        Segment* a = active();
+        if (!a || sync_fd(a->fd)) {
+            log_dirty_ = false;
+        } else {
+            const int err = errno;
+            if (is_space_error(err) && free_disk_space(drops) && (a = active()) && sync_fd(a->fd)) {
+                log_dirty_ = false;
+            } else {
+                io_failure("cannot fsync " + (a ? a->path : dir_), err);
+                ok = false;  // stays dirty: retried at the next deadline
+            }
+        }
+    }
+    if (dir_dirty_) {
+        sync_dir();
+        dir_dirty_ = false;
+    }
+    return ok;
+}
+
+void Outbox::io_failure(const std::string& what, int err) {
+    if (auto held = io_log_limiter_.allow(what, std::chrono::steady_clock::now())) {
+        log_error(kComponent, what + ": " + std::strerror(err) +
+                                  (*held ? " (" + std::to_string(*held) + " more)" : ""));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// group commit
+
+std::optional<MonoTime> Outbox::next_sync_deadline() const {
+    if (!open_) return std::nullopt;
+    std::optional<MonoTime> d;
+    auto consider = [&](MonoTime t) {
+        if (!d || t < *d) d = t;
+    };
+    if (log_dirty_ || dir_dirty_) consider(last_log_sync_ + opts_.sync);
+    if (cursor_seq_ != cursor_written_) consider(last_cursor_write_ + opts_.sync);
+    if (cursor_unsynced_) consider(last_state_sync_ + opts_.cursor_sync);
+    return d;
+}
+
+std::vector<DropReport> Outbox::sync_if_due(MonoTime now) {
+    std::vector<DropReport> drops;
+    if (!open_) return drops;
+    if ((log_dirty_ || dir_dirty_) && now >= last_log_sync_ + opts_.sync) {
+        commit_log(drops);
+        last_log_sync_ = now;
+    }
+    if (cursor_seq_ != cursor_written_ && now >= last_cursor_write_ + opts_.sync) {
+        // Written without fsync: enough for a process crash, at once.
+        if (!write_state(false, false))
+            io_failure("cannot write the cursor to " + dir_ + "/state", errno);
+        last_cursor_write_ = now;
+    }
+    if (cursor_unsynced_ && now >= last_state_sync_ + opts_.cursor_sync) {
+        if (sync_fd(state_fd_)) {
+            durable_slot_ = 1 - durable_slot_;
+            cursor_unsynced_ = false;
+        } else {
+            io_failure("cannot fsync " + dir_ + "/state", errno);
+        }
+        last_state_sync_ = now;
+    }
+    return drops;
+}
+
+std::vector<DropReport> Outbox::sync_now() {
+    std::vector<DropReport> drops;
+    if (!open_) return drops;
+    commit_log(drops);
+    if (cursor_seq_ != cursor_written_ || cursor_unsynced_) {
+        if (!write_state(true, false))
+            io_failure("cannot write the cursor to " + dir_ + "/state", errno);
+    }
+    return drops;
+}
+
+// ---------------------------------------------------------------------------
+// delivery
+
+bool Outbox::read_at(const Pos& p, Record& out, std::uint64_t& size) {
+    Segment* s = find_segment(p.seg);
+    if (!s || p.offset + outbox::kHeaderBytes > s->bytes) return false;
+    buf_.resize(outbox::kHeaderBytes);
+    if (::pread(s->fd, buf_.data(), outbox::kHeaderBytes, static_cast<off_t>(p.offset)) !=
+        static_cast<ssize_t>(outbox::kHeaderBytes))
+        return false;
+    const std::size_t n = outbox::framed_size(buf_.data());
+    if (n == 0 || p.offset + n > s->bytes) return false;
+    buf_.resize(n);
+    const std::size_t body = n - outbox::kHeaderBytes;
+    if (::pread(s->fd, buf_.data() + outbox::kHeaderBytes, body,
+                static_cast<off_t>(p.offset + outbox::kHeaderBytes)) != static_cast<ssize_t>(body))
+        return false;
+    size = outbox::decode_record(buf_.data(), n, &out);
+    return size != 0;
+}
+
+void Outbox::recount(Segment& s) {
+    std::string data;
+    if (!read_whole(s.fd, data)) return;
+    data.resize(std::min(data.size(), static_cast<std::size_t>(s.bytes)));
+    std::uint64_t after = 0;
+    for (const Segment& o : segs_) {
+        if (o.base >= s.base) break;
+        if (o.records > 0) after = o.last_seq;
+    }
+    const outbox::ScanResult res = outbox::scan_records(bytes_of(data), data.size(), after);
+    s.records = res.records.size();
+    s.first_seq = res.records.empty() ? 0 : res.records.front().seq;
+    s.last_seq = res.records.empty() ? s.last_seq : res.records.back().seq;
+    if (cursor_pos_.seg == s.base) {
+        cursor_delivered_ = 0;
+        for (const RecordSpan& r : res.records) {
+            if (r.offset + r.size <= cursor_pos_.offset) ++cursor_delivered_;
+        }
+    }
+}
+
+void Outbox::skip_damage_at_read_pos() {
+    Segment* s = find_segment(read_pos_.seg);
+    if (!s) return;
+    std::string data;
+    std::uint64_t lost = 1;
+    std::uint64_t to = s->bytes;
+    if (read_whole(s->fd, data)) {
+        data.resize(std::min(data.size(), static_cast<std::size_t>(s->bytes)));
+        const auto from = static_cast<std::size_t>(read_pos_.offset);
+        const std::size_t found =
+            outbox::find_next_record(bytes_of(data), data.size(), from + 1, read_last_seq_);
+        if (found < data.size()) to = found;
+        lost = 0;
+        for (std::size_t i = from; i + 4 <= std::min(data.size(), found); ++i) {
+            if (std::memcmp(data.data() + i, outbox::kMarker, 4) == 0) ++lost;
+        }
+        lost = std::max<std::uint64_t>(lost, 1);
+    }
+    log_warn(kComponent, segment_name(s->base) + ": record at offset " +
+                             std::to_string(read_pos_.offset) +
+                             " damaged since start-up; skipped to offset " + std::to_string(to));
+    stats_.corrupt_records += lost;
+    read_pos_.offset = to;
+    recount(*s);
+}
+
+bool Outbox::next_unsent(Record& out) {
+    if (!open_) return false;
+    // First the ones a lost connection left unacknowledged, in order.
+    while (resend_ < flights_.size()) {
+        Flight& f = flights_[resend_];
+        if (!f.sent && !f.acked) {
+            std::uint64_t size = 0;
+            if (read_at(f.pos, out, size) && out.seq == f.seq) {
+                f.sent = true;
+                ++sent_unacked_;
+                ++resend_;
+                return true;
+            }
+            // Damaged since it was first sent: nothing left to resend.
+            ++stats_.corrupt_records;
+            log_warn(kComponent, "record " + std::to_string(f.seq) +
+                                     " became unreadable before it was acknowledged");
+            f.lost = true;
+            settle(flights_.begin() + static_cast<std::ptrdiff_t>(resend_));
+            continue;  // settle() may have moved resend_
+        }
+        ++resend_;
+    }
+    // Then records never handed out.
+    for (;;) {
+        Segment* s = find_segment(read_pos_.seg);
+        if (!s) return false;
+        if (read_pos_.offset >= s->bytes) {
+            auto it =
+                std::upper_bound(segs_.begin(), segs_.end(), read_pos_.seg,
+                                 [](std::uint64_t b, const Segment& seg) { return b < seg.base; });
+            if (it == segs_.end()) return false;
+            read_pos_ = {it->base, 0};
+            continue;
+        }
+        std::uint64_t size = 0;
+        errno = 0;
+        if (!read_at(read_pos_, out, size) || out.seq <= read_last_seq_) {
+            if (errno == EIO) {
+                io_failure("cannot read " + s->path, errno);
+                return false;  // a read error is tried again later, not skipped
+            }
+            skip_damage_at_read_pos();
+            continue;
+        }
+        flights_.push_back({out.seq, read_pos_, size, true, false, false});
+        ++sent_unacked_;
+        resend_ = flights_.size();
+        read_pos_.offset += size;
+        read_last_seq_ = out.seq;
+        return true;
+    }
+}
+
+bool Outbox::ack(std::uint64_t seq) {
+    if (!open_ || seq <= cursor_seq_) return false;
+    auto it = std::lower_bound(flights_.begin(), flights_.end(), seq,
+                               [](const Flight& f, std::uint64_t s) { return f.seq < s; });
+    if (it == flights_.end() || it->seq != seq || it->acked) return false;
+    settle(it);
+    return true;
+}
+
+void Outbox::settle(std::deque<Flight>::iterator it) {
+    it->acked = true;
+    if (it->sent) --sent_unacked_;
+    while (!flights_.empty() && flights_.front().acked) {
+        pass(flights_.front());
+        flights_.pop_front();
+        if (resend_ > 0) --resend_;
+    }
+    gc();
+}
+
+void Outbox::pass(const Flight& f) {
+    cursor_seq_ = f.seq;
+    if (f.pos.seg == cursor_pos_.seg) {
+        ++cursor_delivered_;
+    } else {
+        cursor_delivered_ = 1;
+    }
+    cursor_pos_ = {f.pos.seg, f.pos.offset + f.size};
+    if (!f.lost) ++stats_.acked;
+}
+
+void Outbox::forget_flights_upto(std::uint64_t seq) {
+    while (!flights_.empty() && flights_.front().seq <= seq) {
+        if (flights_.front().sent && !flights_.front().acked) --sent_unacked_;
+        flights_.pop_front();
+        if (resend_ > 0) --resend_;
+    }
+}
+
+void Outbox::rewind_unacked() {
+    for (Flight& f : flights_) {
+        if (f.sent && !f.acked) f.sent = false;
+    }
+    sent_unacked_ = 0;
+    resend_ = 0;
+}
+
+// ---------------------------------------------------------------------------
+// figures
+
+std::uint64_t Outbox::undelivered_bytes() const {
+    std::uint64_t n = 0;
+    for (const Segment& s : segs_) {
+        if (s.base > cursor_pos_.seg) {
+            n += s.bytes;
+        } else if (s.base == cursor_pos_.seg) {
+            n += s.bytes - std::min(cursor_pos_.offset, s.bytes);
+        }
+    }
+    return n;
+}
+
+std::uint64_t Outbox::undelivered_records() const {
+    std::uint64_t n = 0;
+    for (const Segment& s : segs_) {
+        if (s.base > cursor_pos_.seg) {
+            n += s.records;
+        } else if (s.base == cursor_pos_.seg) {
+            n += s.records - std::min(cursor_delivered_, s.records);
+        }
+    }
+    return n;
+}
+
+Outbox::Stats Outbox::stats() const {
+    Stats s = stats_;
+    s.depth = undelivered_records();
+    s.bytes = undelivered_bytes();
+    s.in_flight = sent_unacked_;
+    s.segments = segs_.size();
+    s.journal_bytes = journal_bytes_;
+    return s;
+}
+
+// ---------------------------------------------------------------------------
+// reading for replay
+
+bool is_log_folder(const std::string& path) {
+    std::error_code ec;
+    if (!fs::is_directory(path, ec)) return false;
+    if (fs::is_directory(path + "/journal", ec) || fs::is_directory(path + "/outbox", ec))
+        return true;
+    for (fs::directory_iterator it(path, ec); !ec && it != fs::directory_iterator();
+         it.increment(ec)) {
+        if (parse_segment_name(it->path().filename().string())) return true;
+    }
+    return false;
+}
+
+LogReadStats read_log(const std::string& folder, const std::function<void(const Record&)>& fn) {
+    std::vector<SegmentFile> files = list_segments(folder, false);
+    for (const char* sub : {"/journal", "/outbox"}) {
+        std::error_code ec;
+        if (!fs::is_directory(folder + sub, ec)) continue;
+        for (SegmentFile& f : list_segments(folder + sub, false))
+            files.push_back(std::move(f));
+    }
+    std::stable_sort(files.begin(), files.end(),
+                     [](const SegmentFile& a, const SegmentFile& b) { return a.base < b.base; });
+
+    LogReadStats st;
+    std::uint64_t last = 0;
+    Record rec;
+    for (const SegmentFile& f : files) {
+        const int fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT) continue;  // delivered and removed meanwhile
+            throw sys_error("cannot open", f.path, errno);
+        }
+        std::string data;
+        const bool ok = read_whole(fd, data);
+        const int err = errno;
+        ::close(fd);
+        if (!ok) throw sys_error("cannot read", f.path, err);
+        ++st.segments;
+        const outbox::ScanResult res = outbox::scan_records(bytes_of(data), data.size(), last);
+        st.corrupt_records += res.damaged_records();
+        for (const RecordSpan& r : res.records) {
+            outbox::decode_record(bytes_of(data) + r.offset, r.size, &rec);
+            fn(rec);
+            ++st.records;
+            last = r.seq;
+        }
+    }
+    return st;
+}
+
+}  // namespace tg

@@ -1,0 +1,346 @@
+// Outbox: the durable, segmented log every event is written to before it is
+// published (SPEC §7, ARCHITECTURE "one log, two cursors"). Owned by the
+// event loop thread: no threads, no locks, no blocking beyond local disk I/O.
+//
+// Files under <data_dir>:
+//   outbox/NNNNNNNNNNNNNNNNNNNN.seg  append-only segments named by the first seq
+//                                    they were opened for; records framed as in
+//                                    outbox_record.h (marker, length, CRC32C)
+//   outbox/state                     two 4 KiB-apart slots, each with a CRC and
+//                                    a generation: boot id, seq reservation,
+//                                    delivery cursor, clean-shutdown mark
+//   outbox/corrupt/                  damaged bytes cut out at open, for inspection
+//   journal/NNN.seg                  delivered segments kept for `tidegate replay`
+//                                    while they fit journal.retain_bytes
+//
+// Durability. append() hands the record to the kernel at once (pwrite), so a
+// process crash (SIGKILL, OOM) loses nothing; fdatasync is a group commit, at
+// most one per `sync` interval (sync_if_due), or before append returns with
+// sync_always. A power cut loses at most the last interval.
+//
+// Seq safety: choice (a), durable reservation + kernel boot id. next_seq() is
+// derived from the log itself (last record + 1; an empty newest segment's name
+// when it has no records yet), so restarts are consecutive with no counter
+// file to keep in step. But a power cut can take the log's unsynced tail, and
+// those seqs may already have been published: reusing them would make
+// consumers, who deduplicate on `id`, silently discard new events. So no seq
+// above a durably stored reservation R is ever written (R moves ahead in
+// blocks of reserve_block with one fsync per block), and the state records the
+// boot id. At open: a clean close → continue exactly; the same boot id → the
+// process died but the page cache (hence the log's tail) is intact → continue
+// exactly; a different boot id (or none readable) → continue at R + 1, a
+// forward gap, never a reuse. Choice (b), publishing only after the fsync
+// covering each event, was rejected: with the default `sync: 1s` it would
+// delay every publish (and every rule alert) by up to a second, or force an
+// fsync per event on an SD card; (a) costs one fsync per 4096 events.
+//
+// Delivery cursor. The link takes records in seq order with next_unsent(),
+// acks each with ack(seq) (any order inside the in-flight window; the cursor
+// moves over the acknowledged prefix) and calls rewind_unacked() when a
+// connection is lost so the unacknowledged ones are sent again first. The
+// cursor reaches the state file with the group commit (written at once, so a
+// process crash resends only the unacknowledged window; fsynced every
+// `cursor_sync`, so a power cut may also resend up to that much — duplicates,
+// never loss). Segments wholly behind the cursor are deleted, or moved to
+// journal/ while the journal fits retain_bytes.
+//
+// Bounds. Undelivered bytes never exceed max_bytes: whole oldest undelivered
+// segments are dropped first (the cursor jumps over them). A full disk
+// (ENOSPC) frees space in the same order (journal first). Every drop is
+// counted exactly in records and returned to the caller as a DropReport, so
+// it can be dead-lettered; none is silent.
+//
+// Recovery. open() scans every segment: a damaged tail is cut, damage inside a
+// segment is skipped by resynchronising at the next sync marker whose record
+// validates (the segment is then rewritten without it); every damaged stretch
+// is counted (corrupt_records), logged and copied to outbox/corrupt/. open()
+// fails only on real I/O errors (EACCES, EIO, …), with the path in the message.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "outbox_record.h"
+
+namespace tg {
+
+struct Config;
+
+// System calls the outbox writes through; tests replace them to inject faults
+// (ENOSPC, EIO). Same contract as ::pwrite and ::fdatasync.
+struct OutboxIo {
+    std::function<ssize_t(int fd, const void* buf, std::size_t n, off_t offset)> pwrite;
+    std::function<int(int fd)> fdatasync;
+};
+
+struct OutboxOptions {
+    std::string data_dir;                           // holds outbox/ and journal/
+    std::uint64_t max_bytes = 64ull << 20;          // bound on undelivered bytes
+    std::chrono::milliseconds sync{1000};           // group-commit interval
+    bool sync_always = false;                       // fdatasync before append returns
+    std::uint64_t retain_bytes = 0;                 // journal of delivered segments (0 = off)
+    std::uint64_t segment_bytes = 4ull << 20;       // roll size (at most max_bytes / 4)
+    std::chrono::milliseconds cursor_sync{10'000};  // fsync of the cursor (power cuts)
+    std::uint64_t reserve_block = 4096;             // seqs reserved per state fsync
+    std::uint64_t min_next_seq = 1;                 // floor, e.g. from an older seq counter
+    std::optional<std::string> boot_id;             // nullopt: the kernel's; "" = unknown
+    OutboxIo io;                                    // empty members: the real system calls
+};
+
+// The outbox, journal and sync settings of a loaded config (SPEC §2).
+OutboxOptions outbox_options(const Config& cfg);
+
+enum class DropReason {
+    OutboxFull,  // undelivered bytes reached max_bytes (or one event exceeds it)
+    DiskFull,    // ENOSPC/EDQUOT writing or syncing
+    IoError,     // another write error: the new event could not be stored
+};
+
+// "outbox_full", "disk_full", "io_error": for logs and dead-letter details.
+const char* drop_reason_word(DropReason r);
+
+// A batch of undelivered events given up in one go. Every seq in
+// [first_seq, last_seq] that was ever appended is gone; `count` is exact
+// (the range may include gaps that never held an event).
+struct DropReport {
+    std::uint64_t first_seq = 0;
+    std::uint64_t last_seq = 0;
+    std::uint64_t count = 0;
+    DropReason reason = DropReason::OutboxFull;
+};
+
+struct AppendResult {
+    std::uint64_t seq = 0;
+    bool stored = false;            // false: this event itself is in `drops`
+    std::vector<DropReport> drops;  // what was dropped to make room, in order
+};
+
+class Outbox {
+  public:
+    enum class Resume {
+        Fresh,    // no previous state
+        Clean,    // previous run closed cleanly: exact continuation
+        Crash,    // same kernel boot, no clean close: exact continuation
+        Reboot,   // another boot without a clean close: seq jumps past the reservation
+        Unknown,  // segments without a readable state file: seq jumps two blocks ahead
+    };
+
+    struct Stats {
+        std::uint64_t depth = 0;            // undelivered records
+        std::uint64_t bytes = 0;            // undelivered bytes on disk
+        std::uint64_t dropped = 0;          // undelivered records given up (bounds, disk full)
+        std::uint64_t corrupt_records = 0;  // damaged stretches cut out or skipped
+        std::uint64_t appended = 0;
+        std::uint64_t acked = 0;
+        std::uint64_t in_flight = 0;  // handed out by next_unsent, not yet acked
+        std::uint64_t segments = 0;   // in outbox/
+        std::uint64_t journal_bytes = 0;
+        std::uint64_t fsyncs = 0;
+    };
+
+    explicit Outbox(OutboxOptions opts);
+    // Releases files without a clean close (as a crash would); call close().
+    ~Outbox();
+    Outbox(const Outbox&) = delete;
+    Outbox& operator=(const Outbox&) = delete;
+
+    // Creates the folders, recovers the log and durably records this boot and
+    // a fresh reservation. Throws std::runtime_error on I/O errors only.
+    void open();
+    Resume resumed() const { return resume_; }
+    const std::string& dir() const { return dir_; }
+
+    // The seq the next append must carry (the caller builds the envelope with it).
+    std::uint64_t next_seq() const { return next_seq_; }
+
+    // Appends `r`; r.seq must equal next_seq() (std::logic_error otherwise).
+    // next_seq() moves on even when the event could not be stored, so a
+    // dead-lettered seq is never shown for a different event.
+    AppendResult append(const outbox::Record& r);
+
+    // Applies max_bytes and retain_bytes now (after open, e.g. when the bound
+    // was lowered); returns what it dropped.
+    std::vector<DropReport> enforce();
+
+    // --- delivery (the MQTT link) ---
+    // The next record to publish, oldest first: first the unacknowledged ones
+    // after rewind_unacked(), then new ones. False when there is none.
+    bool next_unsent(outbox::Record& out);
+    // The broker acknowledged `seq` (QoS 1: PUBACK of all its destinations;
+    // QoS 0: handed to the client). False when `seq` is not in flight (already
+    // acked, dropped, or unknown): harmless.
+    bool ack(std::uint64_t seq);
+    // The connection was lost: every record in flight and not acked is handed
+    // out again by next_unsent, in seq order, before any new one.
+    void rewind_unacked();
+    std::size_t in_flight() const { return sent_unacked_; }
+    // Every seq ≤ cursor() was delivered or dropped.
+    std::uint64_t cursor() const { return cursor_seq_; }
+
+    // --- group commit (the loop's timer) ---
+    // When sync_if_due must next run; nullopt when nothing waits for a sync.
+    std::optional<MonoTime> next_sync_deadline() const;
+    // Syncs what is due at `now`. Returns drops caused by ENOSPC on fsync.
+    std::vector<DropReport> sync_if_due(MonoTime now);
+    // Makes the log and the cursor durable now.
+    std::vector<DropReport> sync_now();
+    // Syncs everything and marks the shutdown clean: the next open continues
+    // exactly, even after a reboot. The outbox is unusable afterwards.
+    void close();
+    bool is_open() const { return open_; }
+
+    Stats stats() const;
+
+  private:
+    struct Segment {
+        std::uint64_t base = 0;
+        std::string path;
+        int fd = -1;
+        std::uint64_t bytes = 0;
+        std::uint64_t records = 0;
+        std::uint64_t first_seq = 0;  // 0 when empty
+        std::uint64_t last_seq = 0;
+    };
+    struct Pos {
+        std::uint64_t seg = 0;  // segment base
+        std::uint64_t offset = 0;
+    };
+    struct Flight {
+        std::uint64_t seq = 0;
+        Pos pos;
+        std::uint64_t size = 0;
+        bool sent = false;
+        bool acked = false;  // or settled without the broker (lost)
+        bool lost = false;   // unreadable since it was first sent
+    };
+    struct JournalFile {
+        std::uint64_t base = 0;
+        std::string path;
+        std::uint64_t bytes = 0;
+    };
+    struct State {
+        std::uint64_t gen = 0;
+        std::uint64_t reserved = 0;
+        std::uint64_t cursor = 0;
+        std::uint64_t last_seq = 0;
+        bool clean = false;
+        std::string boot_id;
+    };
+
+    // open() helpers
+    std::optional<State> read_state();
+    void recover_segment(Segment& s, std::uint64_t after, std::vector<outbox::RecordSpan>& spans);
+    void save_damaged(const Segment& s, const std::string& data, const outbox::DamagedRange& d);
+    void load_journal();
+    void place_cursor(const std::vector<std::vector<outbox::RecordSpan>>& spans);
+
+    // state file
+    bool write_state(bool durable, bool clean);
+
+    // segments
+    Segment* find_segment(std::uint64_t base);
+    Segment* active() { return segs_.empty() ? nullptr : &segs_.back(); }
+    bool create_segment(std::uint64_t base);
+    void close_segment(Segment& s);
+    void retire_front();
+    void trim_journal(std::uint64_t limit);
+    void gc();
+    std::uint64_t segment_limit() const;
+
+    // bounds and faults
+    bool drop_oldest_undelivered(DropReason why, std::vector<DropReport>& drops);
+    bool free_disk_space(std::vector<DropReport>& drops);
+    void note_drop(std::uint64_t first, std::uint64_t last, std::uint64_t count, DropReason why,
+                   std::vector<DropReport>& drops);
+    void make_room(std::uint64_t need, std::vector<DropReport>& drops);
+    bool write_all(int fd, const char* data, std::size_t n, std::uint64_t offset);
+    bool commit_log(std::vector<DropReport>& drops);
+    bool sync_fd(int fd);
+    void sync_dir();
+    void io_failure(const std::string& what, int err);
+
+    // delivery
+    bool read_at(const Pos& p, outbox::Record& out, std::uint64_t& size);
+    void skip_damage_at_read_pos();
+    void recount(Segment& s);
+    void settle(std::deque<Flight>::iterator it);
+    void pass(const Flight& f);
+    void forget_flights_upto(std::uint64_t seq);
+
+    std::uint64_t undelivered_bytes() const;
+    std::uint64_t undelivered_records() const;
+
+    OutboxOptions opts_;
+    OutboxIo io_;
+    std::string dir_;          // <data_dir>/outbox
+    std::string journal_dir_;  // <data_dir>/journal
+    std::string boot_id_;
+    bool open_ = false;
+    Resume resume_ = Resume::Fresh;
+
+    std::deque<Segment> segs_;         // oldest first; back() is the active one
+    std::deque<JournalFile> journal_;  // oldest first
+    std::uint64_t journal_bytes_ = 0;
+    std::uint64_t next_seq_ = 1;
+
+    // state file
+    int state_fd_ = -1;
+    State state_;
+    int durable_slot_ = 0;
+
+    // delivery
+    std::uint64_t cursor_seq_ = 0;
+    Pos cursor_pos_;                      // where the first undelivered record starts
+    std::uint64_t cursor_delivered_ = 0;  // records of cursor_pos_.seg at or before cursor
+    Pos read_pos_;                        // where the next never-sent record starts
+    std::uint64_t read_last_seq_ = 0;     // seq of the last record handed out
+    std::deque<Flight> flights_;          // handed out, not yet behind the cursor; seq order
+    std::size_t resend_ = 0;              // flights_ before this index need no resend
+    std::size_t sent_unacked_ = 0;
+
+    // group commit
+    bool log_dirty_ = false;
+    bool dir_dirty_ = false;
+    bool cursor_unsynced_ = false;      // written to the state file, not fsynced
+    std::uint64_t cursor_written_ = 0;  // cursor value last written to the state file
+    MonoTime last_log_sync_ = MonoTime::min();
+    MonoTime last_cursor_write_ = MonoTime::min();
+    MonoTime last_state_sync_ = MonoTime::min();
+
+    Stats stats_;
+    RateLimiter io_log_limiter_{std::chrono::minutes(1)};
+    std::vector<unsigned char> buf_;
+};
+
+// --- reading for `tidegate replay` ---
+
+struct LogReadStats {
+    std::uint64_t records = 0;
+    std::uint64_t corrupt_records = 0;
+    std::uint64_t segments = 0;
+};
+
+// True when `path` is a folder holding segments directly or in outbox/ or
+// journal/ (a data_dir).
+bool is_log_folder(const std::string& path);
+
+// Calls `fn` with every intact record of the segments in `folder`, in its
+// journal/ and outbox/ subfolders when present (so DATA_DIR, DATA_DIR/journal
+// and DATA_DIR/outbox all work), in seq order, each seq once. Read only:
+// damage is skipped and counted, never repaired; safe while the gateway runs
+// (a record being written shows up as a damaged tail). Throws
+// std::runtime_error when the folder cannot be read.
+LogReadStats read_log(const std::string& folder,
+                      const std::function<void(const outbox::Record&)>& fn);
+
+}  // namespace tg
