@@ -3,40 +3,34 @@
 #include <algorithm>
 #include <array>
 
+#include "command/command.h"
 #include "driver.h"
+#include "file/file.h"
+#include "gpio/gpio.h"
+#include "iio/iio.h"
+#include "mqtt/mqtt_output.h"
+#include "serial/serial.h"
 #include "simulated/simulated.h"
+#include "w1/w1.h"
 
 namespace tg::drivers {
 namespace {
 
-const std::array<const DriverInfo*, 1> kDrivers{{
+const std::array<const DriverInfo*, 7> kDrivers{{
     &kSimulatedDriver,
+    &kFileDriver,
+    &kW1Driver,
+    &kIioDriver,
+    &kGpioDriver,
+    &kSerialDriver,
+    &kCommandDriver,
 }};
 
-// Output option tables; rules (the only users of outputs) switch them.
-constexpr std::array<OptionSpec, 4> kGpioOutputOptions{{
-    {"chip", OptType::String, "gpiochip0", "GPIO chip name or path"},
-    {"line", OptType::Integer, "", "line offset on the chip", true},
-    {"active_low", OptType::Boolean, "false", "invert the line"},
-    {"initial", OptType::String, "off", "state at start: on | off"},
-}};
-constexpr std::array<OptionSpec, 3> kFileOutputOptions{{
-    {"path", OptType::String, "", "file written on each change (exactly, no newline)", true},
-    {"on", OptType::String, "1", "text written for on"},
-    {"off", OptType::String, "0", "text written for off"},
-}};
-constexpr std::array<OptionSpec, 5> kMqttOutputOptions{{
-    {"topic", OptType::String, "", "topic published on each change", true},
-    {"on", OptType::String, "ON", "payload for on"},
-    {"off", OptType::String, "OFF", "payload for off"},
-    {"qos", OptType::Integer, "1", "0 or 1"},
-    {"retain", OptType::Boolean, "false", "publish retained"},
-}};
-
-const std::array<OutputInfo, 3> kOutputs{{
-    {"gpio", "a GPIO line via libgpiod", kGpioOutputOptions},
-    {"file", "writes a string to a file (sysfs LEDs, relays)", kFileOutputOptions},
-    {"mqtt", "publishes to another device's topic", kMqttOutputOptions},
+// Output drivers, each from its folder.
+const std::array<const OutputInfo*, 3> kOutputs{{
+    &kGpioOutput,
+    &kFileOutput,
+    &kMqttOutput,
 }};
 
 }  // namespace
@@ -59,13 +53,20 @@ const DriverInfo* find_driver(std::string_view name) {
 }
 
 std::span<const OutputInfo> output_registry() {
-    return kOutputs;
+    static const std::vector<OutputInfo> table = [] {
+        std::vector<OutputInfo> v;
+        for (const OutputInfo* o : kOutputs)
+            v.push_back(*o);
+        return v;
+    }();
+    return table;
 }
 
 const OutputInfo* find_output(std::string_view name) {
-    auto it = std::find_if(kOutputs.begin(), kOutputs.end(),
-                           [&](const OutputInfo& o) { return o.name == name; });
-    return it == kOutputs.end() ? nullptr : &*it;
+    const std::span<const OutputInfo> all = output_registry();
+    auto it =
+        std::find_if(all.begin(), all.end(), [&](const OutputInfo& o) { return o.name == name; });
+    return it == all.end() ? nullptr : &*it;
 }
 
 }  // namespace tg::drivers

@@ -264,6 +264,9 @@ void Gateway::handle(Message& m) {
                     log_info("gateway", "signal " + std::to_string(msg.signal) + ": shutting down");
                     sd::notify("STOPPING=1");
                     stopping_ = true;
+                    // Release driver threads blocked on a full queue before
+                    // joining them; readings still queued are processed.
+                    queue_.close();
                     for (DriverSlot& d : drivers_)
                         d.driver->stop();
                 }

@@ -120,7 +120,6 @@ class MqttLink {
     void send_subscribe(const std::string& filter, int qos);
     void requeue_inflight();
     void enforce_bound();
-    std::string tls_error();
 
     MqttConfig cfg_;
     EventQueue& queue_;
@@ -162,9 +161,6 @@ class MqttLink {
     std::optional<MonoTime> retry_at_;
 
     std::vector<std::pair<std::string, int>> subscriptions_;
-
-    std::mutex tls_mutex_;
-    std::string tls_error_;  // last TLS error from Paho's thread
 };
 
 // MQTT topic filter matching ('+' one level, '#' the rest, including the
