@@ -67,7 +67,7 @@ test_one() {
     local deps
     deps=$(dpkg-deb -f "$deb" Depends)
     local d
-    for d in libc6 libstdc++6 libpaho-mqtt1.3 libpaho-mqttpp3-1 libyaml-cpp0.7 libssl3 adduser; do
+    for d in libc6 libstdc++6 libpaho-mqtt1.3 libpaho-mqttpp3-1 libyaml-cpp0.7 libgpiod2 libssl3 adduser; do
         check "Depends on $d" contains_dep "$deps" "$d"
     done
 
