@@ -8,6 +8,7 @@
 #include "file/file.h"
 #include "gpio/gpio.h"
 #include "iio/iio.h"
+#include "mqtt/mqtt_input.h"
 #include "mqtt/mqtt_output.h"
 #include "serial/serial.h"
 #include "simulated/simulated.h"
@@ -16,7 +17,7 @@
 namespace tg::drivers {
 namespace {
 
-const std::array<const DriverInfo*, 7> kDrivers{{
+const std::array<const DriverInfo*, 8> kDrivers{{
     &kSimulatedDriver,
     &kFileDriver,
     &kW1Driver,
@@ -24,6 +25,7 @@ const std::array<const DriverInfo*, 7> kDrivers{{
     &kGpioDriver,
     &kSerialDriver,
     &kCommandDriver,
+    &kMqttInputDriver,
 }};
 
 // Output drivers, each from its folder.

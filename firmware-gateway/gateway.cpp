@@ -177,6 +177,7 @@ int Gateway::run() {
         if (!stopping_ && now >= next_metrics_) publish_metrics(now);
 
         handle_drops(outbox_.sync_if_due(now));
+        flush_drop_report(now);
 
         if (stopping_) {
             // Events stay in the outbox for the next start; only what is in
@@ -221,6 +222,9 @@ MonoTime Gateway::next_deadline(MonoTime now) const {
     }
     if (auto r = link_->next_deadline(); r && *r < d) d = *r;
     if (auto r = outbox_.next_sync_deadline(); r && *r < d) d = *r;
+    if (drop_backlog_.count > 0 && link_->connected() && drop_backlog_.next_report < d) {
+        d = std::max(now, drop_backlog_.next_report);
+    }
     return d;
 }
 
@@ -338,17 +342,40 @@ void Gateway::append_event(const outbox::Record& rec) {
 }
 
 void Gateway::handle_drops(const std::vector<DropReport>& drops) {
+    // Drops are summed up and reported later, once the link is up: a dead
+    // letter written while the outbox overflows would be the next thing
+    // dropped. The log says it at most once a minute.
     for (const DropReport& d : drops) {
-        const std::string detail = std::to_string(d.count) + " undelivered event(s) dropped (seq " +
-                                   std::to_string(d.first_seq) + ".." + std::to_string(d.last_seq) +
-                                   "): " + drop_reason_word(d.reason) + ", outbox bound " +
-                                   std::to_string(cfg_.outbox.max_bytes) + " bytes";
-        log_warn("outbox", detail);
-        if (in_drop_report_) continue;  // a dead letter that itself caused drops: logged only
-        in_drop_report_ = true;
-        deadletter("outbox", "outbox_full", detail);
-        in_drop_report_ = false;
+        DropBacklog& b = drop_backlog_;
+        if (b.count == 0) b.first_seq = d.first_seq;
+        b.first_seq = std::min(b.first_seq, d.first_seq);
+        b.last_seq = std::max(b.last_seq, d.last_seq);
+        b.count += d.count;
+        ++b.batches;
+        b.why = drop_reason_word(d.reason);
+        b.unlogged += d.count;
     }
+    if (drop_backlog_.unlogged > 0 &&
+        drop_log_limiter_.allow("drops", clock_.monotonic()).has_value()) {
+        log_warn("outbox", std::to_string(drop_backlog_.unlogged) +
+                               " undelivered event(s) dropped (" + drop_backlog_.why +
+                               ", outbox.max_bytes " + std::to_string(cfg_.outbox.max_bytes) +
+                               "), oldest first");
+        drop_backlog_.unlogged = 0;
+    }
+}
+
+void Gateway::flush_drop_report(MonoTime now) {
+    DropBacklog& b = drop_backlog_;
+    if (b.count == 0 || !link_->connected() || now < b.next_report) return;
+    const std::string detail = std::to_string(b.count) + " undelivered event(s) dropped, seq " +
+                               std::to_string(b.first_seq) + ".." + std::to_string(b.last_seq) +
+                               " (" + b.why + ", outbox.max_bytes " +
+                               std::to_string(cfg_.outbox.max_bytes) + " bytes)";
+    const unsigned long folded = b.batches > 0 ? static_cast<unsigned long>(b.batches - 1) : 0;
+    b = DropBacklog{};
+    b.next_report = now + std::chrono::minutes(1);
+    emit_deadletter("outbox", "outbox_full", detail, folded);
 }
 
 void Gateway::on_incoming(const MqttIncoming& m) {
@@ -373,15 +400,21 @@ void Gateway::deadletter(const std::string& source, const std::string& reason,
     // count of those folded in. The log follows the same limit.
     auto held = deadletter_limiter_.allow(source + "\n" + reason, clock_.monotonic());
     if (!held) return;
+    emit_deadletter(source, reason, detail, *held);
+}
+
+void Gateway::emit_deadletter(const std::string& source, const std::string& reason,
+                              const std::string& detail, unsigned long suppressed) {
     ++counters_.deadletter;
-    log_warn("gateway", source + ": " + reason + ": " + detail +
-                            (*held ? " (" + std::to_string(*held) + " more suppressed)" : ""));
+    log_warn("gateway",
+             source + ": " + reason + ": " + detail +
+                 (suppressed ? " (" + std::to_string(suppressed) + " more suppressed)" : ""));
     const std::uint64_t seq = outbox_.next_seq();
-    append_event(outbox::Record{
-        seq,
-        cfg_.mqtt.qos,
-        {{base_ + "/deadletter", false}},
-        deadletter_envelope(cfg_.gateway.id, seq, source, clock_.wall(), reason, detail, *held)});
+    append_event(outbox::Record{seq,
+                                cfg_.mqtt.qos,
+                                {{base_ + "/deadletter", false}},
+                                deadletter_envelope(cfg_.gateway.id, seq, source, clock_.wall(),
+                                                    reason, detail, suppressed)});
 }
 
 void Gateway::publish_metrics(MonoTime now) {

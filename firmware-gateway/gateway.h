@@ -76,6 +76,10 @@ class Gateway final : public drivers::Sink {
     void append_event(const outbox::Record& rec);
     // Logs and dead-letters what the outbox had to give up.
     void handle_drops(const std::vector<DropReport>& drops);
+    void flush_drop_report(MonoTime now);
+    // Appends a dead letter without the per-minute limit (callers limit).
+    void emit_deadletter(const std::string& source, const std::string& reason,
+                         const std::string& detail, unsigned long suppressed);
     void deadletter(const std::string& source, const std::string& reason,
                     const std::string& detail);
     void poll_due(MonoTime now);
@@ -89,7 +93,13 @@ class Gateway final : public drivers::Sink {
     std::string base_;  // <topic_prefix>/<gateway.id>
     EventQueue queue_;
     Outbox outbox_;
-    bool in_drop_report_ = false;
+    // Outbox drops not yet reported on <p>/deadletter.
+    struct DropBacklog {
+        std::uint64_t count = 0, first_seq = 0, last_seq = 0, batches = 0, unlogged = 0;
+        std::string why;
+        MonoTime next_report{};
+    } drop_backlog_;
+    RateLimiter drop_log_limiter_{std::chrono::minutes(1)};
     std::unique_ptr<MqttLink> link_;
     LoopSink loop_sink_;
     std::vector<Sensor> sensors_;

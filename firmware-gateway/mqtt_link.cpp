@@ -115,13 +115,17 @@ MqttLink::MqttLink(const MqttConfig& cfg, EventQueue& queue, std::string status_
 }
 
 MqttLink::~MqttLink() {
-    if (client_) {
+    if (!client_) return;
+    // Both may throw: Paho refuses to change callbacks while a connect is in
+    // progress (the broker down at shutdown). The listeners and the queue
+    // outlive the client, so late callbacks are harmless.
+    try {
         client_->disable_callbacks();
-        try {
-            if (client_->is_connected()) client_->disconnect(0)->wait_for(std::chrono::seconds(1));
-        } catch (const std::exception&) {
-            // Going away regardless.
-        }
+    } catch (const std::exception&) {
+    }
+    try {
+        if (client_->is_connected()) client_->disconnect(0)->wait_for(std::chrono::seconds(1));
+    } catch (const std::exception&) {
     }
 }
 

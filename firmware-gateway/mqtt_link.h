@@ -126,9 +126,11 @@ class MqttLink {
     std::string status_topic_;
     std::string offline_payload_;
     std::string birth_;
-    std::unique_ptr<mqtt::async_client> client_;
+    // The listeners outlive the client: Paho may still call them while the
+    // client is being destroyed (members go in reverse order).
     std::unique_ptr<mqtt::iaction_listener> publish_listener_;
     std::unique_ptr<mqtt::iaction_listener> connect_listener_;
+    std::unique_ptr<mqtt::async_client> client_;
 
     bool connected_ = false;
     bool connecting_ = false;

@@ -417,7 +417,7 @@ TEST_CASE("drivers and their options are checked", "[config]") {
         CHECK(error_of("sensors:\n  - name: a\n    driver: zigbee\n") ==
               "t.yaml:3:13: error: unknown driver 'zigbee' (available: simulated, file, w1, iio, "
               "gpio, "
-              "serial, command)");
+              "serial, command, mqtt)");
         CHECK(error_of("sensors: []\noutputs:\n  - name: fan\n    driver: gpiio\n") ==
               "t.yaml:4:13: error: unknown output driver 'gpiio' (did you mean 'gpio'?)");
     }

@@ -1,0 +1,245 @@
+"""The durable outbox end to end (SPEC §7): a real gateway, a real Mosquitto,
+real SIGKILLs, a TCP proxy that cuts the network, and damaged files on disk."""
+
+import json
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Subscriber, free_port, sequence_sensor, wait_until
+
+
+def seqs_of(messages, topic_part="/events/"):
+    return [m.json()["seq"] for m in messages if topic_part in m.topic]
+
+
+def contiguous(seqs):
+    """The distinct seqs form one run with no gap."""
+    s = sorted(set(seqs))
+    return bool(s) and s == list(range(s[0], s[-1] + 1))
+
+
+class CuttableProxy:
+    """A loopback TCP proxy whose link can be cut (every connection closed,
+    new ones refused) and restored: a network outage without touching the
+    broker, so a subscriber on the broker itself sees every message."""
+
+    def __init__(self, target_port: int):
+        self.target = target_port
+        self.port = free_port()
+        self.up = True
+        self.conns: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", self.port))
+        self.server.listen(16)
+        self.server.settimeout(0.2)
+        self.stopped = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                client, _ = self.server.accept()
+            except (socket.timeout, OSError):
+                continue
+            if not self.up:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=2)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        self.up = False
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+            self.conns.clear()
+
+    def restore(self):
+        self.up = True
+
+    def close(self):
+        self.stopped = True
+        self.cut()
+        self.server.close()
+
+
+def test_sigkill_while_the_broker_is_down_loses_nothing(mosquitto_factory, make_config,
+                                                        start_gateway):
+    broker = mosquitto_factory()  # not started yet: the broker is down
+    cfg = make_config(sensors=[sequence_sensor(interval="50ms")],
+                      mqtt={"uri": f"tcp://127.0.0.1:{broker.port}"})
+    first = start_gateway(cfg)
+    first.wait_for_log(r"connect to .* failed", timeout=10)
+    time.sleep(1.5)  # ~30 readings, all in the outbox only
+    first.kill()
+    assert (cfg.data_dir / "outbox").is_dir()
+
+    broker.start()
+    sub = Subscriber(broker.port, f"{cfg.base}/#")
+    second = start_gateway(cfg)
+    second.wait_for_log(r"previous run did not stop cleanly; nothing lost", timeout=10)
+    # Everything taken before the kill arrives, then new readings continue
+    # the same numbering with no gap.
+    got = sub.wait_for(lambda ms: (s := seqs_of(ms)) and min(s) == 1 and max(s) >= 40
+                       and contiguous(s), timeout=20, what="seq 1..40 without a gap")
+    assert got
+    assert second.terminate() == 0
+
+
+def test_network_cut_and_restore_delivers_every_seq(mosquitto_factory, make_config,
+                                                    start_gateway):
+    broker = mosquitto_factory().start()
+    proxy = CuttableProxy(broker.port)
+    try:
+        sub = Subscriber(broker.port, f"tidegate/+/events/#")
+        cfg = make_config(sensors=[sequence_sensor(interval="20ms")],
+                          mqtt={"uri": f"tcp://127.0.0.1:{proxy.port}", "keepalive": "1s"})
+        gw = start_gateway(cfg)
+        sub.wait_for(lambda ms: len(seqs_of(ms)) >= 20, timeout=10, what="20 events")
+        proxy.cut()
+        gw.wait_for_log(r"connection to .* lost|connect to .* failed", timeout=10)
+        time.sleep(2)  # readings pile up in the outbox
+        cut_max = max(seqs_of(sub.snapshot()))
+        proxy.restore()
+        gw.wait_for_log(r"connected to .*", count=2, timeout=30)
+        sub.wait_for(lambda ms: (s := seqs_of(ms)) and max(s) > cut_max + 100
+                     and contiguous(s) and min(s) == 1,
+                     timeout=30, what="every seq across the outage")
+        assert gw.terminate() == 0
+    finally:
+        proxy.close()
+
+
+def test_torn_tail_is_cut_out_and_the_intact_records_delivered(mosquitto_factory, make_config,
+                                                               start_gateway):
+    broker = mosquitto_factory()
+    cfg = make_config(sensors=[sequence_sensor(interval="50ms")],
+                      mqtt={"uri": f"tcp://127.0.0.1:{broker.port}"},
+                      extra={"metrics": {"interval": "1s"}})
+    first = start_gateway(cfg)
+    first.wait_for_log(r"connect to .* failed", timeout=10)
+    time.sleep(1.0)
+    first.kill()
+    segments = sorted((cfg.data_dir / "outbox").glob("*.seg"))
+    assert segments, "the outbox wrote no segment"
+    newest = segments[-1]
+    intact = newest.stat().st_size
+    # What a power cut mid-write leaves: the start of a record, then junk.
+    with open(newest, "ab") as f:
+        f.write(b"\x54\x47\x52\x31" + b"\xff" * 37 + b"garbage after a torn write")
+
+    broker.start()
+    sub = Subscriber(broker.port, f"{cfg.base}/#")
+    second = start_gateway(cfg)
+    second.wait_for_log(r"damaged byte", timeout=10)
+    assert second.running(), "start-up must not fail because of corruption"
+    metrics = sub.wait_for(
+        lambda ms: [m.json() for m in ms if m.topic == cfg.topic("metrics")
+                    and m.json()["corrupt_records"] >= 1],
+        timeout=15, what="metrics counting the corrupt record")
+    assert metrics[0]["corrupt_records"] >= 1
+    got = sub.wait_for(lambda ms: (s := seqs_of(ms)) and min(s) == 1 and contiguous(s)
+                       and len(s) >= 25, timeout=15, what="the intact records from seq 1")
+    assert got
+    assert newest.stat().st_size >= intact  # cut back to the good end, then appended to
+    corrupt = list((cfg.data_dir / "outbox" / "corrupt").iterdir())
+    assert corrupt, "the damaged bytes are kept aside for inspection"
+    assert second.terminate() == 0
+
+
+def test_outbox_bound_drops_oldest_counted_and_dead_lettered(mosquitto_factory, make_config,
+                                                             start_gateway):
+    broker = mosquitto_factory()
+    cfg = make_config(sensors=[sequence_sensor(interval="2ms")],
+                      mqtt={"uri": f"tcp://127.0.0.1:{broker.port}"},
+                      extra={"outbox": {"max_bytes": "32KiB"}, "metrics": {"interval": "1s"}})
+    gw = start_gateway(cfg)
+    gw.wait_for_log(r"undelivered event\(s\) dropped", timeout=20)
+    broker.start()
+    sub = Subscriber(broker.port, f"{cfg.base}/#")
+    dead = sub.wait_for(
+        lambda ms: [m.json() for m in ms if m.topic == cfg.topic("deadletter")
+                    and m.json()["reason"] == "outbox_full"],
+        timeout=20, what="an outbox_full dead letter")
+    letter = dead[0]
+    assert letter["type"] == "deadletter" and letter["source"] == "outbox"
+    assert "dropped" in letter["detail"]
+    metrics = sub.wait_for(
+        lambda ms: [m.json() for m in ms if m.topic == cfg.topic("metrics")
+                    and m.json()["dropped"] > 0],
+        timeout=15, what="metrics with dropped > 0")
+    assert metrics[0]["dropped"] > 0
+    events = seqs_of(sub.snapshot())
+    assert events and min(events) > 1, "the oldest events were the ones dropped"
+    assert gw.terminate() == 0
+
+
+def test_clean_shutdown_while_offline_keeps_events_for_the_next_start(
+        mosquitto_factory, make_config, start_gateway):
+    broker = mosquitto_factory()
+    cfg = make_config(sensors=[sequence_sensor(interval="50ms")],
+                      mqtt={"uri": f"tcp://127.0.0.1:{broker.port}"})
+    first = start_gateway(cfg)
+    first.wait_for_log(r"connect to .* failed", timeout=10)
+    time.sleep(1.0)
+    assert first.terminate() == 0
+    assert "kept in the outbox for the next start" in first.log()
+
+    broker.start()
+    sub = Subscriber(broker.port, f"{cfg.base}/#")
+    second = start_gateway(cfg)
+    sub.wait_for(lambda ms: (s := seqs_of(ms)) and min(s) == 1 and contiguous(s)
+                 and len(s) >= 25, timeout=15, what="the events of the first run")
+    assert "did not stop cleanly" not in second.log()
+    assert second.terminate() == 0
+
+
+def test_metrics_carry_every_counter_of_spec_7(make_config, start_gateway, broker_port):
+    cfg = make_config(sensors=[sequence_sensor(interval="100ms")],
+                      extra={"metrics": {"interval": "1s"}})
+    sub = Subscriber(broker_port, cfg.topic("metrics"))
+    gw = start_gateway(cfg)
+    msgs = sub.wait_for(lambda ms: [m for m in ms if m.json()["acked"] > 0], timeout=15,
+                        what="a metrics message after acks")
+    m = msgs[0]
+    assert not m.retain
+    body = m.json()
+    for key in ("events_in", "published", "acked", "outbox_depth", "outbox_bytes", "dropped",
+                "corrupt_records", "deadletter", "reconnects", "rules_fired", "uptime_s"):
+        assert isinstance(body[key], int), key
+    assert body["events_in"] >= 1
+    assert gw.terminate() == 0
