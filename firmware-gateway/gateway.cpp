@@ -6,6 +6,7 @@
 
 #include "core/json_writer.h"
 #include "envelope.h"
+#include "sd_notify.h"
 
 namespace tg {
 namespace {
@@ -161,9 +162,16 @@ int Gateway::run() {
         if (!d.driver->polled()) d.driver->start(*this);
     }
 
+    // systemd (Type=notify, WatchdogSec): ready once drivers and the link are
+    // started -- not once connected, the gateway works offline -- and the
+    // watchdog is fed from this loop at half of WATCHDOG_USEC.
+    sd::notify("READY=1\nSTATUS=running");
+    sd::Watchdog watchdog;
+
     std::optional<MonoTime> drain_until;
     for (;;) {
         MonoTime now = clock_.monotonic();
+        watchdog.kick(now);
         if (!stopping_) poll_due(now);
         link_->on_timer(now);
         if (!stopping_ && now >= next_metrics_) publish_metrics(now);
@@ -183,6 +191,7 @@ int Gateway::run() {
 
         MonoTime deadline =
             stopping_ ? std::min(*drain_until, next_deadline(now)) : next_deadline(now);
+        if (auto w = watchdog.deadline(); w && *w < deadline) deadline = *w;
         auto m = queue_.pop_until(deadline);
         // Take what has piled up in one go, so a burst of acks costs one wake-up.
         for (int i = 0; m && i < 1024; ++i) {
@@ -257,6 +266,7 @@ void Gateway::handle(Message& m) {
             } else if constexpr (std::is_same_v<T, StopRequest>) {
                 if (!stopping_) {
                     log_info("gateway", "signal " + std::to_string(msg.signal) + ": shutting down");
+                    sd::notify("STOPPING=1");
                     stopping_ = true;
                     // Release driver threads blocked on a full queue before
                     // joining them; readings still queued are processed.

@@ -226,7 +226,7 @@ TEST_CASE("after a power cut seq jumps past every seq ever handed out", "[outbox
     CHECK(next <= handed_out + 16 + 1);
 
     // What survived is still delivered, then the new events after the gap.
-    const std::uint64_t survivors = o.stats().depth;
+    const auto survivors = static_cast<std::size_t>(o.stats().depth);  // an index (32-bit too)
     CHECK(survivors < 45);
     append_n(o, 2);
     const auto seqs = drain(o);
@@ -448,7 +448,7 @@ TEST_CASE("open recovers the intact prefix at every truncation point", "[outbox]
     for (std::size_t cut = 0; cut <= full.size(); ++cut) {
         spit(seg, full.substr(0, cut));
         spit(d.path + "/outbox/state", state);
-        std::uint64_t intact = 0;
+        std::size_t intact = 0;
         while (intact < 3 && spans[intact].offset + spans[intact].size <= cut)
             ++intact;
         const bool torn = intact < 3 && cut > (intact ? spans[intact].offset : 0);
