@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "drivers/driver.h"
+#include "drivers/process.h"
 #include "drivers/sensor_parse.h"
 #include "drivers/worker.h"
 
@@ -28,14 +29,7 @@ class CommandDriver final : public Driver {
     void stop() override;
 
     // What one run gave; exposed for tests.
-    struct Outcome {
-        enum class Kind { Exited, Signaled, Timeout, SpawnFailed, Stopped };
-        Kind kind = Kind::Exited;
-        int code = 0;  // exit status, signal number or errno
-        std::string out;
-        std::string err;
-        bool out_truncated = false;
-    };
+    using Outcome = ProcessOutcome;
     // Runs the program once and waits for it (up to the timeout).
     Outcome run_once();
 
