@@ -3,13 +3,20 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "config.h"
 #include "core/log.h"
 #include "gateway.h"
+#include "outbox.h"
+#include "rule_files.h"
+#include "rules/replay.h"
 
 namespace tg {
 namespace {
@@ -49,23 +56,99 @@ std::string build_info() {
 }
 
 int cmd_check(const CliArgs& a) {
+    // Every problem of every file in one run (SPEC §1): config first, then rules.
+    Diagnostics out;
+    std::optional<Config> cfg;
+    const bool with_config = a.config.has_value() || a.paths.empty();
+    if (with_config) {
+        const std::string path = a.config.value_or(kDefaultConfig);
+        Diagnostics warnings;
+        try {
+            cfg = load_config(path, &warnings);
+        } catch (const LoadError& e) {
+            for (const SourceError& d : e.diagnostics().items())
+                out.add(d);
+        }
+        for (const SourceError& d : warnings.items())
+            out.add(d);
+    }
     if (!a.paths.empty()) {
+        // Files named on the command line; names are verified only against a config.
+        rules::CheckOptions opts = cfg ? rule_check_options(*cfg) : rules::CheckOptions{};
+        const Diagnostics found = rules::check_rule_paths(a.paths, opts);
+        for (const SourceError& d : found.items())
+            out.add(d);
+    } else if (cfg) {
+        Diagnostics warnings;
+        rules::CompileResult res = load_rule_files(*cfg, &warnings);
+        for (const SourceError& d : warnings.items())
+            out.add(d);
+        for (const SourceError& d : res.diagnostics.items())
+            out.add(d);
+    }
+    print_diagnostics(out, stdout);
+    return out.has_errors() ? 1 : 0;
+}
+
+int cmd_replay(const CliArgs& a) {
+    if (!a.config && a.rules.empty()) {
         std::fprintf(stderr,
-                     "tidegate: check: rule files are not supported by this version "
-                     "(only the config is checked)\n");
+                     "tidegate: replay needs rules: -c FILE (its rules.paths) or --rules PATH\n"
+                     "Try 'tidegate --help'.\n");
         return 2;
     }
-    const std::string path = a.config.value_or(kDefaultConfig);
-    Diagnostics warnings;
-    try {
-        load_config(path, &warnings);
-    } catch (const LoadError& e) {
-        print_diagnostics(e.diagnostics(), stdout);
-        print_diagnostics(warnings, stdout);
+    std::optional<Config> cfg;
+    if (a.config) {
+        try {
+            cfg = load_config(*a.config);
+        } catch (const LoadError& e) {
+            print_diagnostics(e.diagnostics(), stderr);
+            return 1;
+        }
+    }
+    rules::CompileResult res;
+    if (!a.rules.empty()) {
+        res = rules::load_rules(a.rules, cfg ? rule_check_options(*cfg) : rules::CheckOptions{});
+    } else {
+        Diagnostics warnings;
+        res = load_rule_files(*cfg, &warnings);
+        print_diagnostics(warnings, stderr);
+    }
+    if (!res.rules) {
+        print_diagnostics(res.diagnostics, stderr);
         return 1;
     }
-    print_diagnostics(warnings, stdout);
-    return 0;
+    const std::chrono::milliseconds tick = cfg ? cfg->rules.tick : std::chrono::milliseconds(1000);
+    rules::Replayer replayer(res.rules, tick, std::cout);
+    bool ok = true;
+    std::vector<std::string> inputs = a.paths;
+    if (inputs.empty()) inputs.push_back("-");
+    for (const std::string& in : inputs) {
+        if (in == "-") {
+            ok = replayer.feed(std::cin, "<stdin>", std::cerr) && ok;
+        } else if (is_log_folder(in)) {
+            // A journal (or data_dir): the envelopes stored in it, in seq order.
+            std::stringstream lines;
+            try {
+                read_log(in, [&](const outbox::Record& r) { lines << r.payload << '\n'; });
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "%s: error: %s\n", in.c_str(), e.what());
+                return 1;
+            }
+            ok = replayer.feed(lines, in, std::cerr) && ok;
+        } else {
+            std::ifstream file(in);
+            if (!file) {
+                std::fprintf(stderr, "%s: error: cannot read: %s\n", in.c_str(),
+                             std::strerror(errno));
+                return 1;
+            }
+            ok = replayer.feed(file, in, std::cerr) && ok;
+        }
+    }
+    replayer.finish();
+    std::cout.flush();
+    return ok ? 0 : 1;
 }
 
 int cmd_run(const CliArgs& a) {
@@ -80,6 +163,16 @@ int cmd_run(const CliArgs& a) {
     }
     for (const SourceError& w : warnings.items())
         log_warn("config", w.format());
+    // Rules are checked before anything starts: a broken rule file is an
+    // error at start (on a reload it is rejected and the old rules stay).
+    Diagnostics rule_warnings;
+    rules::CompileResult rules = load_rule_files(cfg, &rule_warnings);
+    for (const SourceError& w : rule_warnings.items())
+        log_warn("rules", w.format());
+    if (!rules.rules) {
+        print_diagnostics(rules.diagnostics, stderr);
+        return 1;
+    }
 
     // Signals are taken by one thread with sigwait; every other thread
     // (Paho's included) inherits the blocked mask, so no handler runs at an
@@ -96,7 +189,7 @@ int cmd_run(const CliArgs& a) {
     RealClock clock;
     std::unique_ptr<Gateway> gw;
     try {
-        gw = std::make_unique<Gateway>(std::move(cfg), clock);
+        gw = std::make_unique<Gateway>(std::move(cfg), clock, rules.rules);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s: error: %s\n", path.c_str(), e.what());
         return 1;
@@ -134,7 +227,10 @@ int cmd_run(const CliArgs& a) {
 
 std::string usage_text() {
     return "usage: tidegate [run] [-c FILE] [--log-level LEVEL]   run the gateway (default)\n"
-           "       tidegate check [-c FILE]                        validate the configuration\n"
+           "       tidegate check [-c FILE] [PATH...]              validate config and rule files\n"
+           "       tidegate replay [-c FILE] [--rules PATH]... [EVENTS...]\n"
+           "                                  run the rules over recorded events (files, a\n"
+           "                                  journal folder, or - for standard input)\n"
            "       tidegate version                                print version and build info\n"
            "\n"
            "  -c, --config FILE   configuration file (default " +
@@ -156,12 +252,14 @@ std::variant<CliArgs, CliError> parse_cli(const std::vector<std::string>& args) 
             out.command = CliArgs::Command::Run;
         else if (c == "check")
             out.command = CliArgs::Command::Check;
+        else if (c == "replay")
+            out.command = CliArgs::Command::Replay;
         else if (c == "version")
             out.command = CliArgs::Command::Version;
         else if (c == "help")
             out.command = CliArgs::Command::Help;
         else
-            return CliError{"unknown command '" + c + "' (expected run, check or version)"};
+            return CliError{"unknown command '" + c + "' (expected run, check, replay or version)"};
         have_command = true;
         i = 1;
     }
@@ -181,6 +279,14 @@ std::variant<CliArgs, CliError> parse_cli(const std::vector<std::string>& args) 
             out.config = *inline_value;
             continue;
         }
+        if (out.command == CliArgs::Command::Replay && takes_value(a, "--rules", inline_value)) {
+            if (!inline_value) {
+                if (i + 1 >= args.size()) return CliError{"option --rules needs a PATH"};
+                inline_value = args[++i];
+            }
+            out.rules.push_back(*inline_value);
+            continue;
+        }
         if (takes_value(a, "--log-level", inline_value)) {
             if (!inline_value) {
                 if (i + 1 >= args.size()) return CliError{"option --log-level needs a LEVEL"};
@@ -194,7 +300,7 @@ std::variant<CliArgs, CliError> parse_cli(const std::vector<std::string>& args) 
             continue;
         }
         if (!a.empty() && a[0] == '-' && a != "-") return CliError{"unknown option '" + a + "'"};
-        if (out.command == CliArgs::Command::Check) {
+        if (out.command == CliArgs::Command::Check || out.command == CliArgs::Command::Replay) {
             out.paths.push_back(a);
             continue;
         }
@@ -220,6 +326,8 @@ int run_cli(const std::vector<std::string>& args) {
             return 0;
         case CliArgs::Command::Check:
             return cmd_check(a);
+        case CliArgs::Command::Replay:
+            return cmd_replay(a);
         case CliArgs::Command::Run:
             return cmd_run(a);
     }

@@ -12,10 +12,11 @@ namespace tg {
 inline constexpr const char* kDefaultConfig = "/etc/tidegate/tidegate.yaml";
 
 struct CliArgs {
-    enum class Command { Run, Check, Version, Help } command = Command::Run;
+    enum class Command { Run, Check, Replay, Version, Help } command = Command::Run;
     std::optional<std::string> config;  // -c FILE
     std::string log_level = "info";
-    std::vector<std::string> paths;  // check PATH...
+    std::vector<std::string> paths;  // check PATH..., replay EVENTS...
+    std::vector<std::string> rules;  // replay --rules PATH
 };
 
 struct CliError {

@@ -47,14 +47,20 @@ struct MqttDeliveryFailed {
     std::string why;
     bool refused = false;  // the broker said no (MQTT 5 reason code >= 0x80)
 };
+// A rule's exec action ended (from an exec runner thread).
+struct ExecFinished {
+    std::string rule;
+    bool ok = true;
+    std::string detail;  // what happened, for logs and dead letters
+};
 struct StopRequest {
     int signal = 0;
 };
 struct ReloadRequest {};
 
-using Message =
-    std::variant<Reading, BadReading, MqttIncoming, MqttConnected, MqttConnectFailed,
-                 MqttConnectionLost, MqttDelivered, MqttDeliveryFailed, StopRequest, ReloadRequest>;
+using Message = std::variant<Reading, BadReading, MqttIncoming, MqttConnected, MqttConnectFailed,
+                             MqttConnectionLost, MqttDelivered, MqttDeliveryFailed, ExecFinished,
+                             StopRequest, ReloadRequest>;
 
 class EventQueue {
   public:

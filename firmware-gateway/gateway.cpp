@@ -27,12 +27,14 @@ bool value_changed_enough(const Value& prev, const Value& now, double deadband) 
 
 }  // namespace
 
-Gateway::Gateway(Config cfg, const Clock& clock)
+Gateway::Gateway(Config cfg, const Clock& clock, std::shared_ptr<const rules::RuleSet> rules)
     : cfg_(std::move(cfg)),
       clock_(clock),
       base_(cfg_.topic_base()),
       outbox_(outbox_options(cfg_)),
-      loop_sink_(*this) {
+      loop_sink_(*this),
+      initial_rules_(std::move(rules)),
+      link_env_(*this) {
     link_ = std::make_unique<MqttLink>(cfg_.mqtt, queue_, base_ + "/status", offline_payload());
     sensors_.reserve(cfg_.sensors.size());
     for (const SensorConfig& sc : cfg_.sensors) {
@@ -40,9 +42,21 @@ Gateway::Gateway(Config cfg, const Clock& clock)
         s.cfg = &sc;
         s.events_topic = base_ + "/events/" + sc.path();
         s.state_topic = base_ + "/state/" + sc.path();
+        sensor_index_.emplace(sc.name, sensors_.size());
         sensors_.push_back(std::move(s));
     }
     create_drivers();
+    outputs_ = std::make_unique<OutputBank>(
+        cfg_.outputs, link_env_,
+        [this](const std::string& n, bool on) { publish_output_event(n, on); },
+        [this](const std::string& n, const std::string& why) {
+            deadletter("output:" + n, "output_failed", why);
+        });
+    exec_ = std::make_unique<ExecRunner>([this](ExecResult r) {
+        std::string detail = r.argv.empty() ? std::string() : r.argv.front() + ": ";
+        detail += r.describe();
+        queue_.post_control(ExecFinished{r.rule, r.ok(), std::move(detail)});
+    });
 }
 
 void Gateway::create_drivers() {
@@ -89,16 +103,14 @@ std::string Gateway::status_online() const {
     o.field("state", "online")
         .field("version", TIDEGATE_VERSION)
         .field("started", std::string_view(format_rfc3339_ms(started_wall_)))
-        .field("rules", 0)
+        .field("rules", static_cast<std::uint64_t>(engine_ ? engine_->rules().size() : 0))
         .field("sensors", static_cast<std::uint64_t>(sensors_.size()));
     return std::move(o).finish();
 }
 
 Gateway::Sensor* Gateway::find_sensor(const std::string& name) {
-    for (Sensor& s : sensors_) {
-        if (s.cfg->name == name) return &s;
-    }
-    return nullptr;
+    auto it = sensor_index_.find(name);
+    return it == sensor_index_.end() ? nullptr : &sensors_[it->second];
 }
 
 void Gateway::reading(Reading r) {
@@ -148,6 +160,7 @@ int Gateway::run() {
     started_wall_ = clock_.wall();
     started_mono_ = clock_.monotonic();
     next_metrics_ = started_mono_ + cfg_.metrics.interval;
+    start_rules(started_mono_);
     link_->set_birth(status_online());
     link_->set_limits(64, 1u << 20);
     log_info("gateway", "tidegate " TIDEGATE_VERSION " starting as '" + cfg_.gateway.id +
@@ -155,6 +168,13 @@ int Gateway::run() {
                             " sensor(s); topics under " + base_ + "/");
     link_->start(started_mono_);
 
+    watcher_ = std::make_unique<RuleWatcher>(cfg_.rules.paths,
+                                             [this] { queue_.post_control(ReloadRequest{}); });
+    watcher_->start();
+    outputs_->start();
+    for (const std::string& name : outputs_->remote_names()) {
+        link_->subscribe(base_ + "/cmd/outputs/" + name, 1);
+    }
     for (DriverSlot& d : drivers_) {
         d.next_due = started_mono_;
         for (const std::string& filter : d.driver->subscriptions())
@@ -174,6 +194,8 @@ int Gateway::run() {
         watchdog.kick(now);
         if (!stopping_) poll_due(now);
         link_->on_timer(now);
+        outputs_->on_timer(now);
+        if (!stopping_) run_ticks(now);
         if (!stopping_ && now >= next_metrics_) publish_metrics(now);
 
         handle_drops(outbox_.sync_if_due(now));
@@ -201,6 +223,10 @@ int Gateway::run() {
         if (m) handle(*m);
     }
 
+    watcher_->stop();
+    exec_->stop();  // programs still running are killed, not waited for
+    persist_rule_state(true);
+    outputs_->stop();
     link_->shutdown(offline_payload(), kOfflineTimeout);
     const Outbox::Stats st = outbox_.stats();
     outbox_.close();
@@ -222,6 +248,8 @@ MonoTime Gateway::next_deadline(MonoTime now) const {
     }
     if (auto r = link_->next_deadline(); r && *r < d) d = *r;
     if (auto r = outbox_.next_sync_deadline(); r && *r < d) d = *r;
+    if (auto r = outputs_->next_deadline(); r && *r < d) d = *r;
+    if (ticking_ && !stopping_ && next_tick_ < d) d = next_tick_;
     if (drop_backlog_.count > 0 && link_->connected() && drop_backlog_.next_report < d) {
         d = std::max(now, drop_backlog_.next_report);
     }
@@ -263,6 +291,8 @@ void Gateway::handle(Message& m) {
                 link_->on_delivered(msg.token);
             } else if constexpr (std::is_same_v<T, MqttDeliveryFailed>) {
                 link_->on_delivery_failed(msg.token, msg.why, msg.refused, now);
+            } else if constexpr (std::is_same_v<T, ExecFinished>) {
+                on_exec_finished(msg);
             } else if constexpr (std::is_same_v<T, StopRequest>) {
                 if (!stopping_) {
                     log_info("gateway", "signal " + std::to_string(msg.signal) + ": shutting down");
@@ -275,7 +305,7 @@ void Gateway::handle(Message& m) {
                         d.driver->stop();
                 }
             } else if constexpr (std::is_same_v<T, ReloadRequest>) {
-                log_info("gateway", "reload requested: no rule files are loaded by this version");
+                if (!stopping_) reload_rules();
             }
         },
         m);
@@ -308,7 +338,15 @@ void Gateway::on_reading(Reading r) {
         }
     }
     ++counters_.events_in;
+    // The reading's own event first, then what the rules make of it (every
+    // reading: deadband and publish only thin what leaves the gateway).
+    publish_reading(*s, r);
+    feed_rules(r);
+}
 
+void Gateway::publish_reading(Sensor& sensor, const Reading& r) {
+    Sensor* s = &sensor;
+    const SensorConfig& sc = *s->cfg;
     if (sc.publish == PublishMode::None) return;
     if (sc.deadband && s->last_published) {
         const bool moved = value_changed_enough(*s->last_published, r.value, *sc.deadband);
@@ -379,6 +417,7 @@ void Gateway::flush_drop_report(MonoTime now) {
 }
 
 void Gateway::on_incoming(const MqttIncoming& m) {
+    if (on_output_command(m)) return;
     for (DriverSlot& d : drivers_) {
         for (const std::string& filter : d.driver->subscriptions()) {
             if (topic_matches(filter, m.topic)) {
@@ -433,7 +472,7 @@ void Gateway::publish_metrics(MonoTime now) {
         .field("bad_readings", counters_.bad_readings)
         .field("deadletter", counters_.deadletter)
         .field("reconnects", st.reconnects)
-        .field("rules_fired", std::uint64_t{0})
+        .field("rules_fired", counters_.rules_fired)
         .field("uptime_s",
                static_cast<std::uint64_t>(
                    std::chrono::duration_cast<std::chrono::seconds>(now - started_mono_).count()));

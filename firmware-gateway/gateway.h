@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "config.h"
@@ -16,14 +17,19 @@
 #include "core/log.h"
 #include "drivers/driver.h"
 #include "event_queue.h"
+#include "exec_runner.h"
 #include "mqtt_link.h"
 #include "outbox.h"
+#include "outputs.h"
+#include "rule_watcher.h"
+#include "rules/engine.h"
 
 namespace tg {
 
 class Gateway final : public drivers::Sink {
   public:
-    Gateway(Config cfg, const Clock& clock);
+    // `rules` may be null (no rule files); a reload loads them from the config's paths.
+    Gateway(Config cfg, const Clock& clock, std::shared_ptr<const rules::RuleSet> rules = nullptr);
     ~Gateway() override;
 
     // Opens data_dir, starts drivers and the MQTT link, and runs until a stop
@@ -70,6 +76,7 @@ class Gateway final : public drivers::Sink {
 
     void handle(Message& m);
     void on_reading(Reading r);
+    void publish_reading(Sensor& s, const Reading& r);
     void on_bad_reading(const BadReading& b);
     void on_incoming(const MqttIncoming& m);
     // Appends an event to the outbox and lets the link send it.
@@ -88,6 +95,34 @@ class Gateway final : public drivers::Sink {
     Sensor* find_sensor(const std::string& name);
     std::string status_online() const;
 
+    // --- rules (gateway_rules.cpp) ---
+    void start_rules(MonoTime now);
+    void reload_rules();
+    void feed_rules(const Reading& r);
+    void run_ticks(MonoTime now);
+    void schedule_tick(MonoTime now);
+    void handle_transitions(std::vector<rules::Transition>& ts);
+    void publish_rule_event(const rules::Transition& t);
+    void run_action(const rules::Action& a, const std::string& rule);
+    void run_exec(const std::string& rule, const rules::ExecAction& a);
+    void on_exec_finished(const ExecFinished& e);
+    void persist_rule_state(bool force);
+    void publish_output_event(const std::string& name, bool on);
+    bool on_output_command(const MqttIncoming& m);
+    void publish_status();
+    // Publishes through the MQTT link's memory queue (mqtt outputs).
+    class LinkEnv final : public drivers::OutputEnv {
+      public:
+        explicit LinkEnv(Gateway& g) : g_(g) {}
+        void publish(const std::string& topic, const std::string& payload, int qos,
+                     bool retain) override {
+            g_.link_->publish({topic, payload, qos, retain});
+        }
+
+      private:
+        Gateway& g_;
+    };
+
     Config cfg_;
     const Clock& clock_;
     std::string base_;  // <topic_prefix>/<gateway.id>
@@ -103,7 +138,19 @@ class Gateway final : public drivers::Sink {
     std::unique_ptr<MqttLink> link_;
     LoopSink loop_sink_;
     std::vector<Sensor> sensors_;
+    std::unordered_map<std::string, std::size_t> sensor_index_;
     std::vector<DriverSlot> drivers_;
+
+    std::shared_ptr<const rules::RuleSet> initial_rules_;
+    std::unique_ptr<rules::Engine> engine_;
+    std::vector<rules::Transition> transitions_;  // scratch, reused
+    bool ticking_ = false;                        // some rule needs ticks
+    MonoTime next_tick_{};
+    std::uint64_t persisted_generation_ = 0;
+    LinkEnv link_env_;
+    std::unique_ptr<OutputBank> outputs_;
+    std::unique_ptr<ExecRunner> exec_;
+    std::unique_ptr<RuleWatcher> watcher_;
     bool stopping_ = false;
     WallTime started_wall_{};
     MonoTime started_mono_{};
@@ -114,6 +161,7 @@ class Gateway final : public drivers::Sink {
         std::uint64_t events_in = 0;
         std::uint64_t bad_readings = 0;
         std::uint64_t deadletter = 0;
+        std::uint64_t rules_fired = 0;
     } counters_;
 };
 

@@ -24,11 +24,18 @@ else()
     install(CODE "message(FATAL_ERROR \"${TIDEGATE_DEFAULT_CONFIG} is missing: the package needs the default configuration\")")
 endif()
 
-# Example rules: every rules/examples/*.yaml present, else an empty rules.d/.
-file(GLOB TIDEGATE_EXAMPLE_RULES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/rules/examples/*.yaml)
+# rules.d/ gets the rule file written for the default config (its sensors
+# exist there, so the service starts); the larger examples, which name other
+# sensors and outputs, go with the docs.
+file(GLOB TIDEGATE_EXAMPLE_RULES CONFIGURE_DEPENDS
+     ${PROJECT_SOURCE_DIR}/firmware-gateway/config/rules.d/*.yaml)
+file(GLOB TIDEGATE_DOC_RULES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/rules/examples/*.yaml)
 install(DIRECTORY DESTINATION ${_tg_etc}/rules.d)
 if(TIDEGATE_EXAMPLE_RULES)
     install(FILES ${TIDEGATE_EXAMPLE_RULES} DESTINATION ${_tg_etc}/rules.d)
+endif()
+if(TIDEGATE_DOC_RULES)
+    install(FILES ${TIDEGATE_DOC_RULES} DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/rules)
 endif()
 
 install(FILES ${CMAKE_CURRENT_LIST_DIR}/tidegate.service DESTINATION ${TIDEGATE_SYSTEMD_UNITDIR})

@@ -774,8 +774,11 @@ TEST_CASE("the shipped configs load", "[config]") {
         CHECK(c.gateway.data_dir == "/tmp/tidegate-demo");
         CHECK(c.mqtt.uri == "tcp://127.0.0.1:1883");
         CHECK(c.mqtt.client_id == "tidegate-demo");
-        CHECK(c.rules.paths.empty());
-        REQUIRE(c.sensors.size() == 4);
+        // The example rule files, resolved against the config's folder.
+        REQUIRE(c.rules.paths.size() == 1);
+        CHECK(c.rules.paths[0] == root + "/rules/examples");
+        REQUIRE(c.sensors.size() == 6);
+        CHECK(c.outputs.size() == 3);
 
         const tg::SensorConfig& temp = c.sensors[0];
         CHECK(temp.name == "greenhouse.temp");

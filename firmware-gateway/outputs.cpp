@@ -1,0 +1,104 @@
+#include "outputs.h"
+
+#include <stdexcept>
+
+namespace tg {
+
+OutputBank::OutputBank(const std::vector<OutputConfig>& outputs, drivers::OutputEnv& env,
+                       ChangeFn changed, FailFn failed)
+    : changed_(std::move(changed)), failed_(std::move(failed)) {
+    for (const OutputConfig& oc : outputs) {
+        const drivers::OutputInfo* info = drivers::find_output(oc.driver);
+        if (!info || !info->create) throw std::runtime_error("unknown output driver " + oc.driver);
+        Slot s;
+        s.output = info->create(oc.name, oc.options, env);
+        s.remote = oc.remote;
+        // The state the output starts in, when its options say it.
+        if (oc.options.has("initial")) {
+            if (auto b = drivers::parse_on_off(oc.options.string("initial"))) s.state = *b;
+        }
+        outputs_.emplace(oc.name, std::move(s));
+    }
+}
+
+void OutputBank::start() {
+    for (auto& [name, s] : outputs_) {
+        try {
+            s.output->start();
+            s.started = true;
+            if (s.state) changed_(name, *s.state);
+        } catch (const std::exception& e) {
+            failed_(name, e.what());
+        }
+    }
+}
+
+void OutputBank::stop() {
+    for (auto& [name, s] : outputs_)
+        s.output->stop();
+}
+
+bool OutputBank::remote(const std::string& name) const {
+    auto it = outputs_.find(name);
+    return it != outputs_.end() && it->second.remote;
+}
+
+std::vector<std::string> OutputBank::remote_names() const {
+    std::vector<std::string> names;
+    for (const auto& [name, s] : outputs_) {
+        if (s.remote) names.push_back(name);
+    }
+    return names;
+}
+
+bool OutputBank::apply(const std::string& name, Slot& s, bool on) {
+    try {
+        if (!s.started) {
+            s.output->start();  // a device that was missing at start
+            s.started = true;
+        }
+        s.output->set(on);
+    } catch (const std::exception& e) {
+        failed_(name, e.what());
+        return false;
+    }
+    const bool changed = !s.state || *s.state != on;
+    s.state = on;
+    if (changed) changed_(name, on);
+    return true;
+}
+
+void OutputBank::set(const std::string& name, bool on,
+                     std::optional<std::chrono::milliseconds> hold, MonoTime now) {
+    auto it = outputs_.find(name);
+    if (it == outputs_.end()) {
+        failed_(name, "no output of that name is configured");
+        return;
+    }
+    Slot& s = it->second;
+    s.revert_at.reset();
+    if (!apply(name, s, on)) return;
+    if (hold) {
+        s.revert_at = now + *hold;
+        s.revert_to = !on;
+    }
+}
+
+std::optional<MonoTime> OutputBank::next_deadline() const {
+    std::optional<MonoTime> d;
+    for (const auto& [name, s] : outputs_) {
+        if (s.revert_at && (!d || *s.revert_at < *d)) d = s.revert_at;
+    }
+    return d;
+}
+
+void OutputBank::on_timer(MonoTime now) {
+    for (auto& [name, s] : outputs_) {
+        if (s.revert_at && now >= *s.revert_at) {
+            s.revert_at.reset();
+            apply(name, s, s.revert_to);
+        }
+    }
+}
+
+}  // namespace tg
