@@ -10,7 +10,8 @@ using tg::rules::NameIndex;
 TEST_CASE("the name index finds every name inserted and nothing else", "[rules][engine]") {
     NameIndex index;
     CHECK(index.find("greenhouse.temp") == NameIndex::npos);
-    for (std::uint32_t i = 0; i < 1000; ++i) index.insert("s" + std::to_string(i) + ".value", i);
+    for (std::uint32_t i = 0; i < 1000; ++i)
+        index.insert("s" + std::to_string(i) + ".value", i);
     CHECK(index.size() == 1000);
     for (std::uint32_t i = 0; i < 1000; ++i) {
         INFO(i);
