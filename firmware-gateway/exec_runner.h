@@ -64,8 +64,8 @@ class ExecRunner {
 
     // Stops taking work, drops the queued jobs (not reported), kills the
     // running programs' process groups (reported with kind Stopped) and joins
-    // the runner threads. Idempotent; the runner cannot be restarted.
-    // on_done is never called after stop() returns.
+    // the runner threads, so no runner thread calls on_done after it returns.
+    // Later run() calls are rejected. Idempotent; the runner cannot restart.
     void stop();
 
   private:

@@ -96,7 +96,7 @@ Engine::Engine(std::shared_ptr<const RuleSet> rules, EngineOptions options)
         now_ = start_ns_;
     }
     for (const std::string& name : set_->sensors()) {
-        sensor_index_.emplace(name, static_cast<std::uint32_t>(sensor_names_.size()));
+        sensor_index_.insert(name, static_cast<std::uint32_t>(sensor_names_.size()));
         sensor_names_.push_back(name);
     }
     sensors_.resize(sensor_names_.size());
@@ -137,11 +137,11 @@ std::int64_t Engine::advance(MonoTime mono) {
 }
 
 std::uint32_t Engine::slot_for(const std::string& sensor) {
-    const auto it = sensor_index_.find(sensor);
-    if (it != sensor_index_.end()) return it->second;
+    const std::uint32_t found = sensor_index_.find(sensor);
+    if (found != NameIndex::npos) return found;
     // A sensor no rule names: its latest value is kept for later reloads.
     const auto slot = static_cast<std::uint32_t>(sensors_.size());
-    sensor_index_.emplace(sensor, slot);
+    sensor_index_.insert(sensor, slot);
     sensor_names_.push_back(sensor);
     sensors_.emplace_back();
     rules_by_sensor_.emplace_back();
@@ -212,7 +212,7 @@ void Engine::evaluate(std::size_t i, std::int64_t now, WallTime wall,
         if (clears) {
             st.state = RuleState::Idle;
             ++generation_;
-            out.push_back(make_transition(rule, TransitionKind::Cleared, now, wall));
+            emit(rule, TransitionKind::Cleared, now, wall, out);
         }
         return;
     }
@@ -234,7 +234,7 @@ void Engine::evaluate(std::size_t i, std::int64_t now, WallTime wall,
         st.has_last_firing = true;
         st.last_firing = now;
         ++generation_;
-        out.push_back(make_transition(rule, TransitionKind::Fired, now, wall));
+        emit(rule, TransitionKind::Fired, now, wall, out);
     }
 }
 
@@ -248,6 +248,11 @@ std::string Engine::render(const Template& t, EvalEnv& env) const {
         }
     }
     return out;
+}
+
+void Engine::emit(const Rule& rule, TransitionKind kind, std::int64_t now, WallTime wall,
+                  std::vector<Transition>& out) {
+    out.push_back(make_transition(rule, kind, now, wall));
 }
 
 Transition Engine::make_transition(const Rule& rule, TransitionKind kind, std::int64_t now,
@@ -318,13 +323,13 @@ std::vector<Transition> Engine::replace_rules(std::shared_ptr<const RuleSet> rul
     // Sensors: the new set's slots first, then every other sensor seen.
     std::vector<SensorData> sensors;
     std::vector<std::string> names;
-    std::unordered_map<std::string, std::uint32_t> index;
+    NameIndex index;
     auto add_sensor = [&](const std::string& name) {
-        if (index.count(name)) return;
-        index.emplace(name, static_cast<std::uint32_t>(names.size()));
+        if (index.find(name) != NameIndex::npos) return;
+        index.insert(name, static_cast<std::uint32_t>(names.size()));
         names.push_back(name);
-        const auto it = sensor_index_.find(name);
-        sensors.push_back(it != sensor_index_.end() ? sensors_[it->second] : SensorData{});
+        const std::uint32_t old = sensor_index_.find(name);
+        sensors.push_back(old != NameIndex::npos ? sensors_[old] : SensorData{});
     };
     for (const std::string& name : rules->sensors())
         add_sensor(name);

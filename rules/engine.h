@@ -12,13 +12,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
 
 #include "core/clock.h"
 #include "core/reading.h"
+#include "rules/name_index.h"
 #include "rules/rule_set.h"
 
 namespace tg::rules {
@@ -170,6 +170,9 @@ class Engine {
     void build_indices();
     bool in_cooldown(const Rule& rule, const Runtime& st, std::int64_t now) const;
     void evaluate(std::size_t i, std::int64_t now, WallTime wall, std::vector<Transition>& out);
+    // Out of line: transitions are rare, evaluations are the hot path.
+    [[gnu::noinline, gnu::cold]] void emit(const Rule& rule, TransitionKind kind, std::int64_t now,
+                                           WallTime wall, std::vector<Transition>& out);
     Transition make_transition(const Rule& rule, TransitionKind kind, std::int64_t now,
                                WallTime wall);
     std::string render(const Template& t, EvalEnv& env) const;
@@ -178,7 +181,7 @@ class Engine {
     EngineOptions options_;
     std::vector<SensorData> sensors_;  // the set's slots first, then sensors no rule names
     std::vector<std::string> sensor_names_;
-    std::unordered_map<std::string, std::uint32_t> sensor_index_;
+    NameIndex sensor_index_;
     std::vector<std::vector<std::uint32_t>> rules_by_sensor_;
     std::vector<std::vector<std::uint32_t>> windows_by_sensor_;
     std::vector<Window> windows_;

@@ -113,10 +113,60 @@ class Compiler {
         program_.root = c.at;
         program_.type = c.type;
         program_.canonical = canonical(root);
+        classify();
         return std::move(program_);
     }
 
   private:
+    static Code flipped(Code c) {
+        switch (c) {
+            case Code::Lt:
+                return Code::Gt;
+            case Code::Le:
+                return Code::Ge;
+            case Code::Gt:
+                return Code::Lt;
+            case Code::Ge:
+                return Code::Le;
+            default:
+                return c;  // == and != are symmetric
+        }
+    }
+
+    void classify() {
+        const Instr& root = program_.code[program_.root];
+        if (root.code == Code::Sensor) {
+            program_.shape = Shape::SensorTruth;
+            program_.slot = root.a;
+            return;
+        }
+        const bool comparison = root.code == Code::Lt || root.code == Code::Le ||
+                                root.code == Code::Gt || root.code == Code::Ge ||
+                                root.code == Code::Eq || root.code == Code::Ne;
+        if (!comparison) return;
+        const Instr& l = program_.code[root.a];
+        if (root.c == kConstantRight) {
+            if (l.code != Code::Sensor) return;
+            program_.shape = Shape::SensorCompare;
+            program_.compare = root.code;
+            program_.slot = l.a;
+            program_.constant = root.number;
+            return;
+        }
+        const Instr& r = program_.code[root.b];
+        if (l.code == Code::Sensor && r.code == Code::Number) {
+            program_.shape = Shape::SensorCompare;
+            program_.compare = root.code;
+            program_.slot = l.a;
+            program_.constant = r.number;
+        } else if (l.code == Code::Number && r.code == Code::Sensor) {
+            program_.shape = Shape::SensorCompare;
+            program_.compare = flipped(root.code);
+            program_.slot = r.a;
+            program_.constant = l.number;
+        }
+    }
+
     void error(std::size_t offset, const std::string& message) {
         failed_ = true;
         errors_(offset, message);
@@ -126,6 +176,18 @@ class Compiler {
                        double number = 0) {
         program_.code.push_back(Instr{code, a, b, c, number});
         return static_cast<std::uint32_t>(program_.code.size() - 1);
+    }
+
+    // A numeric binary operation; a number literal on the right is folded
+    // into the instruction (one call less per evaluation: `avg(s, 5m) > 30`).
+    std::uint32_t emit_numeric(Code code, const Compiled& l, const Compiled& r) {
+        const Instr& right = program_.code[r.at];
+        if (right.code == Code::Number && r.at + 1 == program_.code.size()) {
+            const double constant = right.number;
+            program_.code.pop_back();
+            return emit(code, l.at, 0, kConstantRight, constant);
+        }
+        return emit(code, l.at, r.at);
     }
 
     void note_sensor(std::uint32_t slot) {
@@ -264,7 +326,7 @@ class Compiler {
                                   : n.op == Op::Mod ? Code::Mod
                                   : n.op == Op::Add ? Code::Add
                                                     : Code::Sub;
-                return {emit(code, l.at, r.at), Type::Number, true};
+                return {emit_numeric(code, l, r), Type::Number, true};
             }
             case Op::Lt:
             case Op::Le:
@@ -276,7 +338,7 @@ class Compiler {
                                   : n.op == Op::Le ? Code::Le
                                   : n.op == Op::Gt ? Code::Gt
                                                    : Code::Ge;
-                return {emit(code, l.at, r.at), Type::Boolean, true};
+                return {emit_numeric(code, l, r), Type::Boolean, true};
             }
             case Op::Eq:
             case Op::Ne:
@@ -422,11 +484,11 @@ class Compiler {
 // ---------------------------------------------------------------------------
 // Evaluation
 
-Val number_or_missing(double d) {
+inline Val number_or_missing(double d) {
     return std::isfinite(d) ? Val::num(d) : Val::missing();
 }
 
-Val from_optional(const std::optional<double>& d) {
+inline Val from_optional(const std::optional<double>& d) {
     return d ? number_or_missing(*d) : Val::missing();
 }
 
@@ -519,10 +581,13 @@ Val eval(const Program& p, std::uint32_t at, EvalEnv& env) {
         case Code::Max: {
             const Val l = eval(p, in.a, env);
             if (l.kind != Val::Kind::Number) return Val::missing();
-            const Val r = eval(p, in.b, env);
-            if (r.kind != Val::Kind::Number) return Val::missing();
+            double b = in.number;
+            if (in.c != kConstantRight) {
+                const Val r = eval(p, in.b, env);
+                if (r.kind != Val::Kind::Number) return Val::missing();
+                b = r.number;
+            }
             const double a = l.number;
-            const double b = r.number;
             switch (in.code) {
                 case Code::Add:
                     return number_or_missing(a + b);
@@ -702,7 +767,7 @@ std::string_view type_word(Type t) {
     return "a value";
 }
 
-Val evaluate_program(const Program& program, EvalEnv& env) {
+Val evaluate_general(const Program& program, EvalEnv& env) {
     return eval(program, program.root, env);
 }
 

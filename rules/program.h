@@ -4,6 +4,7 @@
 // ids); and the evaluator with missing values and three-valued logic.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -40,7 +41,7 @@ enum class Code : std::uint8_t {
     Var,      // a = TemplateVar
     Neg,      // a
     Not,      // a
-    Add,      // a, b (binary ops alike)
+    Add,      // a, b (binary ops alike; see kConstantRight)
     Sub,
     Mul,
     Div,
@@ -71,10 +72,22 @@ enum class Code : std::uint8_t {
 
 enum class TemplateVar : std::uint32_t { Rule, Gateway, Severity, Ts };
 
+// Instr::c of a numeric binary operation whose right operand is the literal
+// in Instr::number rather than instruction b.
+inline constexpr std::uint32_t kConstantRight = 1;
+
 struct Instr {
     Code code = Code::Number;
     std::uint32_t a = 0, b = 0, c = 0;
     double number = 0;
+};
+
+// Shapes the evaluator runs without walking the instructions: most rules are
+// one sensor against one constant.
+enum class Shape : std::uint8_t {
+    General,
+    SensorCompare,  // sensor <op> number (or number <op> sensor, flipped)
+    SensorTruth,    // a sensor on its own (a boolean sensor as the condition)
 };
 
 struct Program {
@@ -85,6 +98,10 @@ struct Program {
     std::string canonical;               // see canonical() in syntax.h
     std::vector<std::uint32_t> sensors;  // slots named anywhere, first appearance, unique
     bool uses_time = false;              // age() or a window function
+    Shape shape = Shape::General;
+    Code compare = Code::Gt;  // SensorCompare: the operator, sensor on the left
+    std::uint32_t slot = 0;   // SensorCompare, SensorTruth
+    double constant = 0;      // SensorCompare
 };
 
 struct WindowSpec {
@@ -193,7 +210,40 @@ struct EvalEnv {
     const TemplateVars* vars = nullptr;
 };
 
-Val evaluate_program(const Program& program, EvalEnv& env);
+// Walks the instructions; evaluate_program below takes the short cuts first.
+Val evaluate_general(const Program& program, EvalEnv& env);
+
+// Inline so that the common one-sensor rules cost a compare, not a call.
+[[gnu::always_inline]] inline Val evaluate_program(const Program& program, EvalEnv& env) {
+    if (program.shape == Shape::SensorCompare) {
+        // Same results as the general path: missing unless a finite number.
+        const SensorData& s = env.sensors[program.slot];
+        const double* d = s.has_value ? std::get_if<double>(&s.value) : nullptr;
+        if (!d || !std::isfinite(*d)) return Val::missing();
+        const double c = program.constant;
+        switch (program.compare) {
+            case Code::Lt:
+                return Val::boolean_of(*d < c);
+            case Code::Le:
+                return Val::boolean_of(*d <= c);
+            case Code::Gt:
+                return Val::boolean_of(*d > c);
+            case Code::Ge:
+                return Val::boolean_of(*d >= c);
+            case Code::Eq:
+                return Val::boolean_of(*d == c);
+            default:
+                return Val::boolean_of(*d != c);
+        }
+    }
+    if (program.shape == Shape::SensorTruth) {
+        const SensorData& s = env.sensors[program.slot];
+        if (const bool* b = s.has_value ? std::get_if<bool>(&s.value) : nullptr) {
+            return Val::boolean_of(*b);
+        }
+    }
+    return evaluate_general(program, env);
+}
 
 // Template text of a value: numbers as SPEC §4, missing as null, booleans
 // true/false, strings as they are.

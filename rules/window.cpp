@@ -79,8 +79,7 @@ void Window::add(std::int64_t t_ns, double value, bool numeric) {
     if (extremes_) push_extremes(t_ns, value);
 }
 
-void Window::expire(std::int64_t now_ns) {
-    const std::int64_t cutoff = now_ns - length_;
+void Window::evict(std::int64_t cutoff) {
     std::size_t evicted = 0;
     while (!entries_.empty() && entries_.front().t <= cutoff) {
         const Entry& e = entries_.front();
@@ -108,46 +107,12 @@ void Window::expire(std::int64_t now_ns) {
     }
 }
 
-std::optional<double> Window::sum() const {
-    if (entries_.empty()) return 0.0;
-    if (!all_numeric()) return std::nullopt;
-    return s_v_ + static_cast<double>(numeric_) * k_;
-}
-
-std::optional<double> Window::avg() const {
-    if (!all_numeric()) return std::nullopt;
-    return k_ + s_v_ / static_cast<double>(numeric_);
-}
-
-std::optional<double> Window::min() const {
-    if (!all_numeric() || !extremes_ || min_q_.empty()) return std::nullopt;
-    return min_q_.front().v;
-}
-
-std::optional<double> Window::max() const {
-    if (!all_numeric() || !extremes_ || max_q_.empty()) return std::nullopt;
-    return max_q_.front().v;
-}
-
 std::optional<double> Window::stddev() const {
     if (!all_numeric()) return std::nullopt;
     const double n = static_cast<double>(numeric_);
     const double mean = s_v_ / n;
     const double var = s_vv_ / n - mean * mean;
     return var > 0 ? std::sqrt(var) : 0.0;
-}
-
-std::optional<double> Window::delta() const {
-    if (!all_numeric()) return std::nullopt;
-    return entries_.back().v - entries_.front().v;
-}
-
-std::optional<double> Window::rate() const {
-    if (!all_numeric() || entries_.front().t == entries_.back().t) return std::nullopt;
-    const double n = static_cast<double>(numeric_);
-    const double denom = n * s_tt_ - s_t_ * s_t_;
-    if (!(denom > 0)) return std::nullopt;
-    return (n * s_tv_ - s_t_ * s_v_) / denom;
 }
 
 }  // namespace tg::rules

@@ -73,19 +73,43 @@ class Window {
     void add(std::int64_t t_ns, double value, bool numeric);
     // Drops readings with time <= now - length. Queries describe the window
     // as of the last expire/add.
-    void expire(std::int64_t now_ns);
+    void expire(std::int64_t now_ns) {
+        if (!entries_.empty() && entries_.front().t <= now_ns - length_) evict(now_ns - length_);
+    }
 
     std::size_t count() const { return entries_.size(); }
     // Empty window: 0. A window mixing numbers with other values: nullopt, as
     // for every numeric function below.
-    std::optional<double> sum() const;
-    std::optional<double> avg() const;
-    std::optional<double> min() const;
-    std::optional<double> max() const;
+    std::optional<double> sum() const {
+        if (entries_.empty()) return 0.0;
+        if (!all_numeric()) return std::nullopt;
+        return s_v_ + static_cast<double>(numeric_) * k_;
+    }
+    std::optional<double> avg() const {
+        if (!all_numeric()) return std::nullopt;
+        return k_ + s_v_ / static_cast<double>(numeric_);
+    }
+    std::optional<double> min() const {
+        if (!all_numeric() || !extremes_ || min_q_.empty()) return std::nullopt;
+        return min_q_.front().v;
+    }
+    std::optional<double> max() const {
+        if (!all_numeric() || !extremes_ || max_q_.empty()) return std::nullopt;
+        return max_q_.front().v;
+    }
     std::optional<double> stddev() const;  // population
-    std::optional<double> delta() const;   // last - first
+    std::optional<double> delta() const {  // last - first
+        if (!all_numeric()) return std::nullopt;
+        return entries_.back().v - entries_.front().v;
+    }
     // Least-squares slope per second; needs two or more distinct times.
-    std::optional<double> rate() const;
+    std::optional<double> rate() const {
+        if (!all_numeric() || entries_.front().t == entries_.back().t) return std::nullopt;
+        const double n = static_cast<double>(numeric_);
+        const double denom = n * s_tt_ - s_t_ * s_t_;
+        if (!(denom > 0)) return std::nullopt;
+        return (n * s_tv_ - s_t_ * s_v_) / denom;
+    }
 
   private:
     struct Entry {
@@ -100,6 +124,7 @@ class Window {
 
     bool all_numeric() const { return !entries_.empty() && numeric_ == entries_.size(); }
     double shifted_time(std::int64_t t) const { return static_cast<double>(t - t0_) * 1e-9; }
+    void evict(std::int64_t cutoff);
     void add_sums(const Entry& e, double sign);
     void rebuild();
     void push_extremes(std::int64_t t, double v);

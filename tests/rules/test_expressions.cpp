@@ -160,6 +160,17 @@ TEST_CASE("expressions evaluate as SPEC 5.1 says", "[rules][expr]") {
         {"temp != 10", "false"},
         {"temp == 10.0", "true"},
         {"temp > 5 and temp < 20", "true"},
+        // one sensor against a constant, either way round (the fast path)
+        {"5 < temp", "true"},
+        {"10 >= temp", "true"},
+        {"11 > temp", "true"},
+        {"10 <= temp", "true"},
+        {"10 == temp", "true"},
+        {"3 != temp", "true"},
+        {"temp == 3", "false"},
+        {"gone < 1", "missing"},
+        {"1 > gone", "missing"},
+        {"shut", "false"},
         // booleans
         {"door", "true"},
         {"not door", "false"},
@@ -436,6 +447,6 @@ TEST_CASE("round is half away from zero on the decimal form", "[rules][expr]") {
 TEST_CASE("the canonical form is UTF-8 even for literals that are not", "[rules][expr]") {
     CHECK(canon("s == \"caf\xC3\xA9\"") == "(s == \"caf\xC3\xA9\")");
     CHECK(canon("s == \"a\x8A\"") == "(s == \"a\\x8a\")");
-    CHECK(canon("s == \"a\\\\x8a\"") == "(s == \"a\\\\x8a\")");  // a backslash, spelled out
+    CHECK(canon("s == \"a\\\\x8a\"") == "(s == \"a\\\\x8a\")");    // a backslash, spelled out
     CHECK(canon("s == \"\xE2\x82\"") == "(s == \"\\xe2\\x82\")");  // truncated sequence
 }
