@@ -29,14 +29,18 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Expected payload (directories aside); rule examples are whatever the source
-# tree had, as the packaging takes them.
+# Expected payload (directories aside), from the source tree as the packaging
+# takes it: the rule file written for the default config goes to rules.d, the
+# larger examples (other sensors and outputs) with the docs.
 expected_files() {
     printf '%s\n' ./etc/tidegate/tidegate.yaml ./lib/systemd/system/tidegate.service \
         ./usr/bin/tidegate ./usr/share/doc/tidegate/README.md ./usr/share/doc/tidegate/copyright
     local f
-    for f in "$root"/rules/examples/*.yaml; do
+    for f in "$root"/firmware-gateway/config/rules.d/*.yaml; do
         [[ -e $f ]] && printf './etc/tidegate/rules.d/%s\n' "$(basename "$f")"
+    done
+    for f in "$root"/rules/examples/*.yaml; do
+        [[ -e $f ]] && printf './usr/share/doc/tidegate/examples/rules/%s\n' "$(basename "$f")"
     done
 }
 
