@@ -67,15 +67,6 @@ std::string lower(std::string s) {
     return s;
 }
 
-std::string join(const std::vector<std::string>& words) {
-    std::string out;
-    for (const std::string& w : words) {
-        if (!out.empty()) out += ", ";
-        out += w;
-    }
-    return out;
-}
-
 bool is_id_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '-';
@@ -433,23 +424,10 @@ std::vector<Entry> Loader::entries(const YAML::Node& map, const std::vector<std:
             continue;
         }
         const std::string name = k.Scalar();
-        if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-            std::string msg = "unknown " + what + " '" + name + "'" + where;
-            const std::string near = closest_match(name, allowed);
-            if (!near.empty()) {
-                msg += " (did you mean '" + near + "'?)";
-            } else if (allowed.empty()) {
-                msg += " (none are accepted)";
-            } else {
-                msg += " (expected one of: " + join(allowed) + ")";
-            }
-            error(kp, msg);
-            continue;
-        }
-        const auto [it, inserted] = first_line.try_emplace(name, kp.line);
-        if (!inserted) {
-            error(kp, "duplicate " + what + " '" + name + "' (first at line " +
-                          std::to_string(it->second) + ")");
+        const std::string problem =
+            check_map_key(name, allowed, what, where, kp.line, closest_match, first_line);
+        if (!problem.empty()) {
+            error(kp, problem);
             continue;
         }
         out.push_back(Entry{name, k, kv.second});
@@ -865,7 +843,7 @@ void Loader::sensor(const YAML::Node& node, Config& c) {
                 }
                 std::string msg = "unknown driver '" + *v + "'";
                 const std::string near = closest_match(*v, known);
-                msg += near.empty() ? " (available: " + join(known) + ")"
+                msg += near.empty() ? " (available: " + join_words(known) + ")"
                                     : " (did you mean '" + near + "'?)";
                 error(value_pos(*e), msg);
             }
@@ -1025,7 +1003,7 @@ void Loader::output(const YAML::Node& node, Config& c) {
                 }
                 std::string msg = "unknown output driver '" + *v + "'";
                 const std::string near = closest_match(*v, known);
-                msg += near.empty() ? " (available: " + join(known) + ")"
+                msg += near.empty() ? " (available: " + join_words(known) + ")"
                                     : " (did you mean '" + near + "'?)";
                 error(value_pos(*e), msg);
             }

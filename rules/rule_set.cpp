@@ -61,15 +61,6 @@ struct Entry {
     YAML::Node value;
 };
 
-std::string join(const std::vector<std::string>& words) {
-    std::string out;
-    for (const std::string& w : words) {
-        if (!out.empty()) out += ", ";
-        out += w;
-    }
-    return out;
-}
-
 std::string lower(std::string s) {
     for (char& c : s) {
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
@@ -194,21 +185,10 @@ std::vector<Entry> RuleSetBuilder::entries(const YAML::Node& map,
             continue;
         }
         const std::string name = k.Scalar();
-        if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-            std::string msg = "unknown " + what + " '" + name + "'" + where;
-            const std::string near = suggest(name, allowed);
-            if (!near.empty()) {
-                msg += " (did you mean '" + near + "'?)";
-            } else {
-                msg += " (expected one of: " + join(allowed) + ")";
-            }
-            error(kp, msg);
-            continue;
-        }
-        const auto [it, inserted] = first_line.try_emplace(name, kp.line);
-        if (!inserted) {
-            error(kp, "duplicate " + what + " '" + name + "' (first at line " +
-                          std::to_string(it->second) + ")");
+        const std::string problem =
+            check_map_key(name, allowed, what, where, kp.line, suggest, first_line);
+        if (!problem.empty()) {
+            error(kp, problem);
             continue;
         }
         out.push_back(Entry{name, k, kv.second});

@@ -59,6 +59,40 @@ LoadError::LoadError(Diagnostics d)
                                            : d.items().front().format()),
       diagnostics_(std::move(d)) {}
 
+std::string join_words(const std::vector<std::string>& words) {
+    std::string out;
+    for (const std::string& w : words) {
+        if (!out.empty()) out += ", ";
+        out += w;
+    }
+    return out;
+}
+
+std::string check_map_key(const std::string& name, const std::vector<std::string>& allowed,
+                          const std::string& what, const std::string& where, int line,
+                          std::string (*suggest)(const std::string&,
+                                                 const std::vector<std::string>&),
+                          std::map<std::string, int>& first_line) {
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+        const std::string hint = suggest(name, allowed);
+        std::string msg = "unknown " + what + " '" + name + "'" + where;
+        if (!hint.empty()) {
+            msg += " (did you mean '" + hint + "'?)";
+        } else if (allowed.empty()) {
+            msg += " (none are accepted)";
+        } else {
+            msg += " (expected one of: " + join_words(allowed) + ")";
+        }
+        return msg;
+    }
+    const auto [it, inserted] = first_line.try_emplace(name, line);
+    if (!inserted) {
+        return "duplicate " + what + " '" + name + "' (first at line " +
+               std::to_string(it->second) + ")";
+    }
+    return {};
+}
+
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
     std::string best;
     std::size_t best_d = std::string::npos;

@@ -2,6 +2,7 @@
 // compiler convention editors jump to: FILE:LINE:COL: error: MESSAGE (1-based).
 #pragma once
 
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -56,6 +57,20 @@ class LoadError : public std::runtime_error {
   private:
     Diagnostics diagnostics_;
 };
+
+// "a, b, c": for lists of accepted words in messages.
+std::string join_words(const std::vector<std::string>& words);
+
+// Strict maps of config and rule files: the problem with key `name`, or an
+// empty string when it is fine. Unknown keys get what `suggest` finds among
+// `allowed` as "did you mean", else the accepted keys; a key seen before (recorded in `first_line`
+// with its line) is a duplicate. `what` names the kind of key ("key", "option"), `where` says where
+// it stands (" in sensors[0]").
+std::string check_map_key(const std::string& name, const std::vector<std::string>& allowed,
+                          const std::string& what, const std::string& where, int line,
+                          std::string (*suggest)(const std::string&,
+                                                 const std::vector<std::string>&),
+                          std::map<std::string, int>& first_line);
 
 // Closest candidate by edit distance, for "did you mean …?" hints; empty when
 // nothing is close enough to be a plausible typo.
