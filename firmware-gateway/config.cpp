@@ -424,8 +424,7 @@ std::vector<Entry> Loader::entries(const YAML::Node& map, const std::vector<std:
             continue;
         }
         const std::string name = k.Scalar();
-        const std::string problem =
-            check_map_key(name, allowed, what, where, kp.line, closest_match, first_line);
+        const std::string problem = check_map_key(name, allowed, what, where, kp.line, first_line);
         if (!problem.empty()) {
             error(kp, problem);
             continue;

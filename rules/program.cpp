@@ -257,7 +257,7 @@ class Compiler {
                 for (const auto& kv : *cat)
                     names.push_back(kv.first);
                 std::string msg = "unknown sensor '" + name + "'";
-                const std::string near = suggest(name, names);
+                const std::string near = closest_match(name, names);
                 if (!near.empty()) msg += " (did you mean '" + near + "'?)";
                 error(n.offset, msg);
                 return std::nullopt;
@@ -412,7 +412,7 @@ class Compiler {
         const FuncInfo* f = find_function(n.text);
         if (!f) {
             std::string msg = "unknown function '" + n.text + "'";
-            const std::string near = suggest(n.text, function_names());
+            const std::string near = closest_match(n.text, function_names());
             if (!near.empty()) msg += " (did you mean '" + near + "'?)";
             error(n.offset, msg);
             // Still check the arguments, for more errors in one run.
@@ -734,23 +734,6 @@ bool is_valid_sensor_name(std::string_view name) {
         if (dot == std::string_view::npos) return true;
         start = dot + 1;
     }
-}
-
-std::string suggest(const std::string& word, const std::vector<std::string>& candidates) {
-    std::string near = closest_match(word, candidates);
-    if (!near.empty()) return near;
-    for (const std::string& c : candidates) {
-        if (c.size() != word.size() || c.size() < 2) continue;
-        std::size_t first = 0;
-        while (first < c.size() && c[first] == word[first])
-            ++first;
-        if (first + 1 < c.size() && c[first] == word[first + 1] && c[first + 1] == word[first] &&
-            c.compare(first + 2, std::string::npos, word, first + 2, std::string::npos) == 0) {
-            return c;
-        }
-    }
-    const std::string low = lower(word);
-    return low == word ? std::string() : closest_match(low, candidates);
 }
 
 std::string_view type_word(Type t) {

@@ -148,11 +148,6 @@ bool is_reserved_name(std::string_view name);
 bool is_valid_sensor_name(std::string_view name);
 std::string_view type_word(Type t);  // "a number", "a boolean", "a string", "a value"
 
-// "did you mean" candidate: closest_match, then the typo edit distance
-// over-counts (two adjacent letters swapped: tmep -> temp), then ignoring case.
-// Empty when nothing is close.
-std::string suggest(const std::string& word, const std::vector<std::string>& candidates);
-
 // ---------------------------------------------------------------------------
 // Evaluation
 

@@ -185,8 +185,7 @@ std::vector<Entry> RuleSetBuilder::entries(const YAML::Node& map,
             continue;
         }
         const std::string name = k.Scalar();
-        const std::string problem =
-            check_map_key(name, allowed, what, where, kp.line, suggest, first_line);
+        const std::string problem = check_map_key(name, allowed, what, where, kp.line, first_line);
         if (!problem.empty()) {
             error(kp, problem);
             continue;
@@ -507,7 +506,7 @@ void RuleSetBuilder::rule(const YAML::Node& node) {
                 r.severity = RuleSeverity::Critical;
             } else {
                 std::string msg = "severity: unknown severity '" + *s + "'";
-                const std::string near = suggest(*s, kSeverities);
+                const std::string near = closest_match(*s, kSeverities);
                 msg += near.empty() ? " (expected info, warning or critical)"
                                     : " (did you mean '" + near + "'?)";
                 error(value_pos(*e), msg);
@@ -658,7 +657,7 @@ std::optional<ActionSpec> RuleSetBuilder::output(const Entry& e, const std::stri
                 const auto& known = *options_.outputs;
                 if (std::find(known.begin(), known.end(), *name) == known.end()) {
                     std::string msg = "unknown output '" + *name + "'";
-                    const std::string near = suggest(*name, known);
+                    const std::string near = closest_match(*name, known);
                     if (!near.empty()) msg += " (did you mean '" + near + "'?)";
                     error(value_pos(*n), msg);
                     ok = false;

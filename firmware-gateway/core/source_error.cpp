@@ -16,15 +16,22 @@ std::string format_pos(const SourcePos& pos, Severity sev, const std::string& me
     return out;
 }
 
+// Optimal string alignment distance, ignoring case: an insertion, deletion,
+// substitution or swap of two neighbours costs one ("tikc" -> "tick",
+// "Interval" -> "interval").
 std::size_t edit_distance(const std::string& a, const std::string& b) {
-    std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+    const auto low = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
+    std::vector<std::size_t> before(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
     std::iota(prev.begin(), prev.end(), std::size_t{0});
     for (std::size_t i = 1; i <= a.size(); ++i) {
         cur[0] = i;
         for (std::size_t j = 1; j <= b.size(); ++j) {
-            const std::size_t subst = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, subst});
+            const bool same = low(a[i - 1]) == low(b[j - 1]);
+            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (same ? 0 : 1)});
+            if (i > 1 && j > 1 && low(a[i - 1]) == low(b[j - 2]) && low(a[i - 2]) == low(b[j - 1]))
+                cur[j] = std::min(cur[j], before[j - 2] + 1);
         }
+        std::swap(before, prev);
         std::swap(prev, cur);
     }
     return prev[b.size()];
@@ -70,11 +77,9 @@ std::string join_words(const std::vector<std::string>& words) {
 
 std::string check_map_key(const std::string& name, const std::vector<std::string>& allowed,
                           const std::string& what, const std::string& where, int line,
-                          std::string (*suggest)(const std::string&,
-                                                 const std::vector<std::string>&),
                           std::map<std::string, int>& first_line) {
     if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-        const std::string hint = suggest(name, allowed);
+        const std::string hint = closest_match(name, allowed);
         std::string msg = "unknown " + what + " '" + name + "'" + where;
         if (!hint.empty()) {
             msg += " (did you mean '" + hint + "'?)";

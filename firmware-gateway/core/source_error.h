@@ -62,18 +62,17 @@ class LoadError : public std::runtime_error {
 std::string join_words(const std::vector<std::string>& words);
 
 // Strict maps of config and rule files: the problem with key `name`, or an
-// empty string when it is fine. Unknown keys get what `suggest` finds among
+// empty string when it is fine. Unknown keys get closest_match among
 // `allowed` as "did you mean", else the accepted keys; a key seen before (recorded in `first_line`
 // with its line) is a duplicate. `what` names the kind of key ("key", "option"), `where` says where
 // it stands (" in sensors[0]").
 std::string check_map_key(const std::string& name, const std::vector<std::string>& allowed,
                           const std::string& what, const std::string& where, int line,
-                          std::string (*suggest)(const std::string&,
-                                                 const std::vector<std::string>&),
                           std::map<std::string, int>& first_line);
 
-// Closest candidate by edit distance, for "did you mean …?" hints; empty when
-// nothing is close enough to be a plausible typo.
+// Closest candidate by edit distance (case ignored, a swap of two neighbouring
+// letters counts as one typo), for "did you mean …?" hints; empty when nothing
+// is close enough to be a plausible typo.
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
 
 }  // namespace tg
