@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -95,3 +100,117 @@ def mqttjs() -> Path:
             pytest.fail(f"npm ci in {folder} failed:\n{res.stdout}{res.stderr}", pytrace=False)
         stamp.write_text(digest)
     return modules
+
+
+# --------------------------------------------------------------------------
+# AMQP 0-9-1 side of RabbitMQ
+
+
+@dataclass
+class AmqpMessage:
+    routing_key: str
+    body: bytes
+    headers: dict
+    delivery_mode: int | None
+    redelivered: bool
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+
+class AmqpCollector:
+    """A pika consumer on its own thread (pika connections are not thread
+    safe): an exclusive queue bound to `amq.topic` with `keys` is declared and
+    bound before the constructor returns, so nothing published afterwards is
+    missed; every delivery is collected (auto-ack)."""
+
+    def __init__(self, port: int, keys: list[str] | str, timeout: float = DEFAULT_TIMEOUT):
+        import pika  # python3-pika; imported here so the MQTT-only tests run without it
+        self._pika = pika
+        self.port = port
+        self.keys = [keys] if isinstance(keys, str) else list(keys)
+        self.messages: list[AmqpMessage] = []
+        self._cond = threading.Condition()
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._error:
+            self._stop.set()
+            raise AssertionError(f"AMQP consumer on :{port} not ready: {self._error!r}")
+
+    def _run(self):
+        try:
+            conn = self._pika.BlockingConnection(
+                self._pika.ConnectionParameters("127.0.0.1", self.port))
+            ch = conn.channel()
+            queue = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
+            for key in self.keys:
+                ch.queue_bind(queue, "amq.topic", routing_key=key)
+
+            def on_message(_ch, method, props, body):
+                with self._cond:
+                    self.messages.append(AmqpMessage(method.routing_key, bytes(body),
+                                                     dict(props.headers or {}),
+                                                     props.delivery_mode, method.redelivered))
+                    self._cond.notify_all()
+
+            ch.basic_consume(queue, on_message, auto_ack=True)
+            self._ready.set()
+            while not self._stop.is_set():
+                conn.process_data_events(time_limit=0.1)
+            conn.close()
+        except BaseException as e:  # reported by the waits
+            self._error = e
+            self._ready.set()
+            with self._cond:
+                self._cond.notify_all()
+
+    def snapshot(self, suffix: str | None = None) -> list[AmqpMessage]:
+        with self._cond:
+            msgs = list(self.messages)
+        return [m for m in msgs if suffix is None or m.routing_key.endswith(suffix)]
+
+    def wait_for(self, predicate: Callable[[list[AmqpMessage]], Any],
+                 timeout: float = DEFAULT_TIMEOUT, what: str = "messages") -> Any:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self._error:
+                    raise AssertionError(f"AMQP consumer failed: {self._error!r}")
+                result = predicate(list(self.messages))
+                if result:
+                    return result
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    keys = sorted({m.routing_key for m in self.messages})
+                    raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}; "
+                                         f"{len(self.messages)} message(s) so far on {keys}")
+                self._cond.wait(min(left, 0.2))
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def amqp_collect(rabbitmq):
+    """amqp_collect(keys) -> AmqpCollector bound on the session's RabbitMQ;
+    closed at teardown."""
+    made: list[AmqpCollector] = []
+
+    def make(keys) -> AmqpCollector:
+        c = AmqpCollector(rabbitmq.amqp_port, keys)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def routing_key(topic: str) -> str:
+    """RabbitMQ's MQTT plugin maps an MQTT topic to an AMQP routing key on
+    amq.topic by turning `/` into `.` (3.10: a `.` inside a level stays a `.`)."""
+    return topic.replace("/", ".")
