@@ -71,6 +71,7 @@ client.on('connect', () => {
 });
 
 client.on('message', (topic, payload, packet) => {
+  if (done) return;
   const line = { topic, retain: packet.retain, qos: packet.qos };
   try {
     line.envelope = JSON.parse(payload.toString('utf8'));
