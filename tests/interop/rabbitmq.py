@@ -152,8 +152,10 @@ class RabbitMQ:
             self._wait(lambda: _port_open(self.amqp_port) and _port_open(self.mqtt_port),
                        timeout, "the AMQP and MQTT listeners")
             left = max(5.0, timeout - (time.monotonic() - began))
-            self._wait(lambda: mqtt_connack(self.mqtt_port) == 0, left,
-                       "an MQTT CONNACK (rc 0) from the MQTT plugin")
+            # Accepted, or refused for want of credentials (mqtt.allow_anonymous
+            # = false): either way the plugin is up. Not rc 3, "unavailable".
+            self._wait(lambda: mqtt_connack(self.mqtt_port) in (0, 4, 5), left,
+                       "an MQTT CONNACK from the MQTT plugin")
         except BaseException:
             self.stop(keep_dir=True)
             raise
