@@ -227,6 +227,11 @@ void MqttLink::on_connect_failed(const std::string& why, MonoTime now) {
             "; for TLS check the broker's certificate against tls.ca_file (or the system "
             "trust store), its host name (verify_hostname) and cert_file/key_file";
     }
+    if (cfg_.version == 5 && why.find("(rc -1)") != std::string::npos) {
+        // A broker without MQTT 5 (RabbitMQ before 3.13, for one) drops the
+        // CONNECT without a CONNACK, which Paho reports like a refused socket.
+        msg += "; if the broker is reachable, it may not speak MQTT 5: try mqtt.version 3.1.1";
+    }
     ++failures_in_row_;
     // Log every failure at first, then every tenth: a broker down for a day
     // should not fill the journal.
