@@ -1,0 +1,605 @@
+// Reading -> output latency inside the gateway (issue #3; target p99 <= 100 us).
+// Google Benchmark; figures, not tests.
+//
+//   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTIDEGATE_BENCH=ON
+//   cmake --build build -j2 --target latency_bench
+//   build/scripts/bench/latency_bench --benchmark_counters_tabular=true
+//
+// LATENCY_BENCH_DIR sets where the data_dir and the output file go (default
+// /var/tmp: a disk, as on the Pi; tmpfs would hide every fsync).
+//
+// What is timed, per reading: from the moment a sensor thread posts it (the
+// Sink::reading() entry that the gpio, serial and mqtt drivers use) to the
+// moment the `file` output driver has written and closed its file. The whole
+// daemon runs: a real Gateway::run() loop on its own thread, a config and a
+// rule file loaded as `tidegate run` loads them, the real outbox in a fresh
+// data_dir, the real MQTT link (pointed at a port that refuses connections:
+// the gateway works offline and its link just queues), logging at the default
+// level `info` (standard error goes to a file in the bench folder).
+//
+//   rule:    when: greenhouse.temp > 30, clear_when: greenhouse.temp < 28,
+//            actions: output fan on; on_clear: output fan off
+//   output:  fan, driver file, path <bench>/out/fan, on "1", off "0"
+//   readings 31, 27, 31, 27, ... : every reading fires or clears the rule and
+//            switches the output.
+//
+// The end of each sample is seen from the bench thread through inotify
+// (IN_CLOSE_WRITE of the output file), read in a busy loop so that noticing
+// costs ~1 us rather than a scheduler wake-up; the file's content is checked
+// after every sample (outside the timing). Samples are kept, sorted, and
+// reported as p50/p99/p99.9/max (counters, in us; "Time" is the mean).
+//
+// Cases (the argument is the gap between readings in us; 0 = back to back,
+// each reading posted as soon as the previous one's output switched):
+//   ReadingToOutput/<gap>   the daemon as configured by default (outbox.sync 1s).
+//   ReadingToOutputSyncAlways/<gap>
+//                           the same with outbox.sync: always (an fdatasync per event).
+//   Handoff/<gap>           the floor for the same path: a bare thread waiting on a
+//                           condition variable takes the value, compares it with
+//                           30/28 and does the same open/write/close, seen by the
+//                           same inotify loop. What any gateway has to pay.
+//   FileWrite               the bare open(O_TRUNC)/write/close of the output file,
+//                           timed on the calling thread.
+// A summary table at the end gives each gateway case over its floors.
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/statfs.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config.h"
+#include "core/log.h"
+#include "gateway.h"
+#include "rule_files.h"
+
+using namespace tg;
+namespace fs = std::filesystem;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int kWarmup = 200;     // readings before the samples (page cache, allocator, branch predictors)
+constexpr int kBackToBack = 20000;
+constexpr int kPaced = 4000;
+
+[[noreturn]] void die(const std::string& what) {
+    std::fprintf(stderr, "latency_bench: %s\n", what.c_str());
+    std::exit(1);
+}
+
+std::string errno_text(const std::string& what) {
+    return what + ": " + std::strerror(errno);
+}
+
+// --- samples -----------------------------------------------------------------
+
+struct Figures {
+    std::size_t n = 0;
+    double mean = 0, p50 = 0, p99 = 0, p999 = 0, max = 0;  // us
+};
+
+// Nearest rank: the smallest sample with at least p of them at or below it.
+double rank(const std::vector<double>& sorted, double p) {
+    const auto k = static_cast<std::size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+    return sorted[std::min(sorted.size() - 1, k == 0 ? 0 : k - 1)];
+}
+
+Figures figures(std::vector<double> us) {
+    Figures f;
+    if (us.empty()) return f;
+    std::sort(us.begin(), us.end());
+    f.n = us.size();
+    double sum = 0;
+    for (double v : us)
+        sum += v;
+    f.mean = sum / static_cast<double>(us.size());
+    f.p50 = rank(us, 0.50);
+    f.p99 = rank(us, 0.99);
+    f.p999 = rank(us, 0.999);
+    f.max = us.back();
+    return f;
+}
+
+std::map<std::string, Figures>& results() {
+    static std::map<std::string, Figures> r;
+    return r;
+}
+
+// `key`: the case and its gap, e.g. "Gateway/5000", for the summary table.
+void report(benchmark::State& state, const std::string& key, std::vector<double> us) {
+    const Figures f = figures(std::move(us));
+    state.counters["p50_us"] = f.p50;
+    state.counters["p99_us"] = f.p99;
+    state.counters["p99.9_us"] = f.p999;
+    state.counters["max_us"] = f.max;
+    results()[key] = f;
+}
+
+double micros(SteadyClock::duration d) {
+    return std::chrono::duration<double, std::micro>(d).count();
+}
+
+// --- the bench folder --------------------------------------------------------
+
+class BenchDir {
+  public:
+    BenchDir() {
+        const char* base = std::getenv("LATENCY_BENCH_DIR");
+        std::string tmpl = std::string(base && *base ? base : "/var/tmp") + "/tidegate-latency.XXXXXX";
+        if (!::mkdtemp(tmpl.data())) die(errno_text("mkdtemp " + tmpl));
+        path_ = tmpl;
+        fs::create_directories(path_ / "out");
+        fs::create_directories(path_ / "rules.d");
+    }
+    ~BenchDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    BenchDir(const BenchDir&) = delete;
+    BenchDir& operator=(const BenchDir&) = delete;
+    const fs::path& path() const { return path_; }
+    std::string out_file() const { return (path_ / "out" / "fan").string(); }
+
+  private:
+    fs::path path_;
+};
+
+std::string filesystem_of(const std::string& path) {
+    struct statfs s {};
+    if (::statfs(path.c_str(), &s) != 0) return "?";
+    switch (static_cast<unsigned long>(s.f_type)) {
+        case 0xEF53: return "ext2/3/4";
+        case 0x01021994: return "tmpfs";
+        case 0x58465342: return "xfs";
+        case 0x9123683E: return "btrfs";
+        case 0x794C7630: return "overlayfs";
+        case 0xF2F52010: return "f2fs";
+        default: {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(s.f_type));
+            return buf;
+        }
+    }
+}
+
+// --- seeing the output switch --------------------------------------------------
+
+// IN_CLOSE_WRITE of one file in a folder, read without blocking in a busy
+// loop: the time returned is within a read() call of the close.
+class CloseWriteWatch {
+  public:
+    CloseWriteWatch(const std::string& dir, std::string name) : name_(std::move(name)) {
+        fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (fd_ < 0) die(errno_text("inotify_init1"));
+        if (::inotify_add_watch(fd_, dir.c_str(), IN_CLOSE_WRITE) < 0)
+            die(errno_text("inotify_add_watch " + dir));
+    }
+    ~CloseWriteWatch() { ::close(fd_); }
+    CloseWriteWatch(const CloseWriteWatch&) = delete;
+    CloseWriteWatch& operator=(const CloseWriteWatch&) = delete;
+
+    // Waits for the next close-after-write of the file; returns when it was seen.
+    SteadyClock::time_point wait() {
+        const auto give_up = SteadyClock::now() + std::chrono::seconds(10);
+        for (;;) {
+            if (take() > 0) return SteadyClock::now();
+            if (SteadyClock::now() > give_up) die("no write of " + name_ + " within 10 s");
+        }
+    }
+    // Forgets whatever has been seen so far.
+    void drain() {
+        while (take() > 0) {
+        }
+    }
+
+  private:
+    // Reads what is there; returns how many close-writes of the file it held.
+    int take() {
+        alignas(inotify_event) char buf[4096];
+        const ssize_t n = ::read(fd_, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) return 0;
+            die(errno_text("inotify read"));
+        }
+        int hits = 0;
+        for (ssize_t off = 0; off < n;) {
+            const auto* e = reinterpret_cast<const inotify_event*>(buf + off);
+            if (e->mask & IN_Q_OVERFLOW) die("inotify queue overflow");
+            if ((e->mask & IN_CLOSE_WRITE) && e->len > 0 && name_ == e->name) ++hits;
+            off += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+        }
+        if (hits > 1) die("two writes of " + name_ + " where one was expected");
+        return hits;
+    }
+
+    int fd_ = -1;
+    std::string name_;
+};
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+    if (!out) die("cannot write " + path.string());
+}
+
+// What the file output driver does for one switch (drivers/file/file.cpp).
+void write_output(const std::string& path, bool on) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) die(errno_text("open " + path));
+    const char* text = on ? "1" : "0";
+    if (::write(fd, text, 1) != 1) die(errno_text("write " + path));
+    ::close(fd);
+}
+
+// --- the gateway under test ------------------------------------------------------
+
+// A TCP port bound but never listening: the MQTT link's connects are refused
+// at once, and no other program can take the port while the bench runs.
+class RefusingPort {
+  public:
+    RefusingPort() {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+            die(errno_text("bind"));
+        socklen_t len = sizeof a;
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+        port_ = ntohs(a.sin_port);
+    }
+    ~RefusingPort() { ::close(fd_); }
+    RefusingPort(const RefusingPort&) = delete;
+    RefusingPort& operator=(const RefusingPort&) = delete;
+    int port() const { return port_; }
+
+  private:
+    int fd_ = -1;
+    int port_ = 0;
+};
+
+// Standard error into a file while the gateway runs (its log lines are part
+// of the path; a terminal would make them slower and unreadable).
+class StderrToFile {
+  public:
+    explicit StderrToFile(const std::string& path) {
+        std::fflush(stderr);
+        saved_ = ::dup(STDERR_FILENO);
+        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (saved_ < 0 || fd < 0) die(errno_text("redirecting stderr to " + path));
+        ::dup2(fd, STDERR_FILENO);
+        ::close(fd);
+    }
+    ~StderrToFile() {
+        std::fflush(stderr);
+        ::dup2(saved_, STDERR_FILENO);
+        ::close(saved_);
+    }
+    StderrToFile(const StderrToFile&) = delete;
+    StderrToFile& operator=(const StderrToFile&) = delete;
+
+  private:
+    int saved_ = -1;
+};
+
+constexpr const char* kSensor = "greenhouse.temp";
+
+const char* kRules = R"(rules:
+  - name: greenhouse_too_hot
+    when: greenhouse.temp > 30
+    clear_when: greenhouse.temp < 28
+    actions:
+      - output: { name: fan, value: on }
+    on_clear:
+      - output: { name: fan, value: off }
+)";
+
+class GatewayRig {
+  public:
+    GatewayRig(const BenchDir& dir, bool sync_always) : log_((dir.path() / "gateway.log").string()) {
+        write_text(dir.path() / "rules.d" / "fan.yaml", kRules);
+        const fs::path cfg_path = dir.path() / "tidegate.yaml";
+        write_text(cfg_path,
+                   "gateway: { id: latency-bench, data_dir: " + (dir.path() / "data").string() +
+                       " }\n"
+                       "mqtt: { uri: 'tcp://127.0.0.1:" +
+                       std::to_string(port_.port()) +
+                       "' }\n"
+                       "rules: { paths: [" +
+                       (dir.path() / "rules.d").string() +
+                       "] }\n"
+                       "outbox: { sync: " +
+                       (sync_always ? "always" : "1s") +
+                       " }\n"
+                       "sensors:\n"
+                       "  - name: greenhouse.temp\n"
+                       "    driver: simulated\n"
+                       "    interval: 1d\n"
+                       "    unit: \"°C\"\n"
+                       "    options: { profile: constant, value: 29 }\n"
+                       "outputs:\n"
+                       "  - name: fan\n"
+                       "    driver: file\n"
+                       "    options: { path: " +
+                       dir.out_file() + ", on: '1', off: '0' }\n");
+        set_log_level(LogLevel::Info);
+        Config cfg = load_config(cfg_path.string());
+        rules::CompileResult rules = load_rule_files(cfg, nullptr);
+        if (!rules.rules) {
+            for (const SourceError& e : rules.diagnostics.items())
+                std::fprintf(stdout, "%s\n", e.format().c_str());
+            die("the bench's rule file does not compile");
+        }
+        gw_ = std::make_unique<Gateway>(std::move(cfg), clock_, rules.rules);
+        loop_ = std::thread([this] { exit_code_ = gw_->run(); });
+    }
+    ~GatewayRig() {
+        gw_->request_stop(SIGTERM);
+        loop_.join();
+        if (exit_code_ != 0) die("the gateway exited with " + std::to_string(exit_code_));
+    }
+    GatewayRig(const GatewayRig&) = delete;
+    GatewayRig& operator=(const GatewayRig&) = delete;
+
+    // What a driver thread does with a value it has taken.
+    SteadyClock::time_point post(double value) {
+        Reading r{kSensor, Value{value}, clock_.wall(), clock_.monotonic()};
+        const SteadyClock::time_point t0 = r.mono;
+        static_cast<drivers::Sink&>(*gw_).reading(std::move(r));
+        return t0;
+    }
+
+  private:
+    RealClock clock_;
+    RefusingPort port_;
+    StderrToFile log_;
+    std::unique_ptr<Gateway> gw_;
+    std::thread loop_;
+    int exit_code_ = 0;
+};
+
+// Alternating readings, each one fires or clears the rule: 31, 27, 31, ...
+double reading_value(int i) {
+    return i % 2 == 0 ? 31.0 : 27.0;
+}
+
+void gateway_case(benchmark::State& state, const char* name, bool sync_always) {
+    const auto gap = std::chrono::microseconds(state.range(0));
+    BenchDir dir;
+    const std::string out = dir.out_file();
+    CloseWriteWatch watch((dir.path() / "out").string(), "fan");
+    std::vector<double> us;
+    us.reserve(static_cast<std::size_t>(state.max_iterations));
+    {
+        GatewayRig gw(dir, sync_always);
+        // The output driver's start-up check opens the file for writing once.
+        watch.wait();
+        int i = 0;
+        auto one = [&]() {
+            const bool on = reading_value(i) > 30;
+            const SteadyClock::time_point t0 = gw.post(reading_value(i));
+            const SteadyClock::time_point t1 = watch.wait();
+            if (read_text(out) != (on ? "1" : "0")) die("output file holds the wrong value");
+            ++i;
+            if (gap.count() > 0) std::this_thread::sleep_until(t0 + gap);
+            return t1 - t0;
+        };
+        for (int w = 0; w < kWarmup; ++w)
+            one();
+        for (auto _ : state) {
+            const SteadyClock::duration d = one();
+            state.SetIterationTime(std::chrono::duration<double>(d).count());
+            us.push_back(micros(d));
+        }
+    }
+    report(state, std::string(name) + "/" + std::to_string(state.range(0)), std::move(us));
+    state.SetLabel(filesystem_of(dir.path().string()));
+}
+
+void ReadingToOutput(benchmark::State& state) {
+    gateway_case(state, "ReadingToOutput", false);
+}
+void ReadingToOutputSyncAlways(benchmark::State& state) {
+    gateway_case(state, "ReadingToOutputSyncAlways", true);
+}
+
+// --- the floors ------------------------------------------------------------------
+
+// A thread that waits for values and switches the output: the least any
+// event-loop gateway does between a driver thread and the output.
+class HandoffWorker {
+  public:
+    explicit HandoffWorker(std::string path) : path_(std::move(path)) {
+        thread_ = std::thread([this] { run(); });
+    }
+    ~HandoffWorker() {
+        {
+            std::lock_guard lock(mutex_);
+            stop_ = true;
+        }
+        cv_.notify_one();
+        thread_.join();
+    }
+    HandoffWorker(const HandoffWorker&) = delete;
+    HandoffWorker& operator=(const HandoffWorker&) = delete;
+
+    void post(double v) {
+        {
+            std::lock_guard lock(mutex_);
+            queue_.push_back(v);
+        }
+        cv_.notify_one();
+    }
+
+  private:
+    void run() {
+        bool firing = false;
+        for (;;) {
+            double v;
+            {
+                std::unique_lock lock(mutex_);
+                cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+                if (stop_) return;
+                v = queue_.front();
+                queue_.pop_front();
+            }
+            if (!firing && v > 30) {
+                firing = true;
+                write_output(path_, true);
+            } else if (firing && v < 28) {
+                firing = false;
+                write_output(path_, false);
+            }
+        }
+    }
+
+    std::string path_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<double> queue_;
+    bool stop_ = false;
+    std::thread thread_;
+};
+
+void Handoff(benchmark::State& state) {
+    const auto gap = std::chrono::microseconds(state.range(0));
+    BenchDir dir;
+    const std::string out = dir.out_file();
+    write_output(out, false);
+    CloseWriteWatch watch((dir.path() / "out").string(), "fan");
+    std::vector<double> us;
+    us.reserve(static_cast<std::size_t>(state.max_iterations));
+    {
+        HandoffWorker worker(out);
+        int i = 0;
+        auto one = [&]() {
+            const bool on = reading_value(i) > 30;
+            const SteadyClock::time_point t0 = SteadyClock::now();
+            worker.post(reading_value(i));
+            const SteadyClock::time_point t1 = watch.wait();
+            if (read_text(out) != (on ? "1" : "0")) die("output file holds the wrong value");
+            ++i;
+            if (gap.count() > 0) std::this_thread::sleep_until(t0 + gap);
+            return t1 - t0;
+        };
+        for (int w = 0; w < kWarmup; ++w)
+            one();
+        for (auto _ : state) {
+            const SteadyClock::duration d = one();
+            state.SetIterationTime(std::chrono::duration<double>(d).count());
+            us.push_back(micros(d));
+        }
+    }
+    report(state, "Handoff/" + std::to_string(state.range(0)), std::move(us));
+    state.SetLabel(filesystem_of(dir.path().string()));
+}
+
+void FileWrite(benchmark::State& state) {
+    BenchDir dir;
+    const std::string out = dir.out_file();
+    write_output(out, false);
+    // The same watch as the other cases, so the kernel does the same work.
+    CloseWriteWatch watch((dir.path() / "out").string(), "fan");
+    std::vector<double> us;
+    us.reserve(static_cast<std::size_t>(state.max_iterations));
+    int i = 0;
+    for (int w = 0; w < kWarmup; ++w, ++i) {
+        write_output(out, reading_value(i) > 30);
+        watch.drain();
+    }
+    for (auto _ : state) {
+        const SteadyClock::time_point t0 = SteadyClock::now();
+        write_output(out, reading_value(i++) > 30);
+        const SteadyClock::duration d = SteadyClock::now() - t0;
+        state.SetIterationTime(std::chrono::duration<double>(d).count());
+        us.push_back(micros(d));
+        watch.drain();
+    }
+    report(state, "FileWrite", std::move(us));
+    state.SetLabel(filesystem_of(dir.path().string()));
+}
+
+}  // namespace
+
+BENCHMARK(FileWrite)->Iterations(kBackToBack)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(Handoff)
+    ->Arg(0)->Iterations(kBackToBack)
+    ->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(Handoff)
+    ->Arg(5000)->Iterations(kPaced)
+    ->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(ReadingToOutput)
+    ->Arg(0)->Iterations(kBackToBack)
+    ->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(ReadingToOutput)
+    ->Arg(5000)->Iterations(kPaced)
+    ->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(ReadingToOutputSyncAlways)
+    ->Arg(5000)->Iterations(kPaced)
+    ->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+int main(int argc, char** argv) {
+    ::signal(SIGPIPE, SIG_IGN);
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+
+    // Each gateway case over its floors: the handoff with the same gap, and
+    // the bare write.
+    const auto& r = results();
+    if (r.empty()) return 0;
+    std::printf("\n%-28s %9s %9s %9s %9s %8s\n", "reading -> output (us)", "p50", "p99",
+                "p99.9", "max", "samples");
+    for (const auto& [name, f] : r) {
+        std::printf("%-28s %9.1f %9.1f %9.1f %9.1f %8zu\n", name.c_str(), f.p50, f.p99, f.p999,
+                    f.max, f.n);
+    }
+    const auto bare = r.find("FileWrite");
+    bool header = false;
+    for (const auto& [name, f] : r) {
+        if (name.rfind("ReadingToOutput", 0) != 0) continue;
+        const std::string gap = name.substr(name.find('/') + 1);
+        std::vector<std::pair<std::string, const Figures*>> floors;
+        if (auto h = r.find("Handoff/" + gap); h != r.end()) floors.push_back({h->first, &h->second});
+        if (bare != r.end()) floors.push_back({bare->first, &bare->second});
+        for (const auto& [floor_name, floor] : floors) {
+            if (!header) {
+                std::printf("\n%-40s %9s %9s\n", "ratio", "p50", "p99");
+                header = true;
+            }
+            std::printf("%-40s %9.1f %9.1f\n", (name + " / " + floor_name).c_str(),
+                        f.p50 / floor->p50, f.p99 / floor->p99);
+        }
+    }
+    return 0;
+}
