@@ -36,10 +36,10 @@
 //                           the same with outbox.sync: always (an fdatasync per event).
 //   Handoff/<gap>           the floor for the same path: a bare thread waiting on a
 //                           condition variable takes the value, compares it with
-//                           30/28 and does the same open/write/close, seen by the
-//                           same inotify loop. What any gateway has to pay.
-//   FileWrite               the bare open(O_TRUNC)/write/close of the output file,
-//                           timed on the calling thread.
+//                           30/28 and switches the same `file` output driver, seen
+//                           by the same inotify loop. What any gateway has to pay.
+//   FileWrite               the `file` output driver's set() alone (open, write,
+//                           close of the output file), timed on the calling thread.
 // A summary table at the end gives each gateway case over its floors.
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
@@ -251,14 +251,28 @@ void write_text(const fs::path& path, const std::string& text) {
     if (!out) die("cannot write " + path.string());
 }
 
-// What the file output driver does for one switch (drivers/file/file.cpp).
-void write_output(const std::string& path, bool on) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) die(errno_text("open " + path));
-    const char* text = on ? "1" : "0";
-    if (::write(fd, text, 1) != 1) die(errno_text("write " + path));
-    ::close(fd);
-}
+// The `file` output driver itself, set up as the gateway's `fan` is: the
+// floors switch the output exactly as the gateway does.
+class FanOutput {
+  public:
+    explicit FanOutput(const std::string& path) {
+        drivers::Options o;
+        o.set("path", path);
+        o.set("on", std::string("1"));
+        o.set("off", std::string("0"));
+        o.set("initial", std::string());
+        o.set("root", std::string("/"));
+        output_ = drivers::find_output("file")->create("fan", o, env_);
+        output_->start();
+    }
+    void set(bool on) { output_->set(on); }
+
+  private:
+    struct NoEnv final : drivers::OutputEnv {
+        void publish(const std::string&, const std::string&, int, bool) override {}
+    } env_;
+    std::unique_ptr<drivers::Output> output_;
+};
 
 // --- the gateway under test ------------------------------------------------------
 
@@ -438,7 +452,7 @@ void ReadingToOutputSyncAlways(benchmark::State& state) {
 // event-loop gateway does between a driver thread and the output.
 class HandoffWorker {
   public:
-    explicit HandoffWorker(std::string path) : path_(std::move(path)) {
+    explicit HandoffWorker(const std::string& path) : output_(path) {
         thread_ = std::thread([this] { run(); });
     }
     ~HandoffWorker() {
@@ -474,15 +488,15 @@ class HandoffWorker {
             }
             if (!firing && v > 30) {
                 firing = true;
-                write_output(path_, true);
+                output_.set(true);
             } else if (firing && v < 28) {
                 firing = false;
-                write_output(path_, false);
+                output_.set(false);
             }
         }
     }
 
-    std::string path_;
+    FanOutput output_;
     std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<double> queue_;
@@ -494,12 +508,12 @@ void Handoff(benchmark::State& state) {
     const auto gap = std::chrono::microseconds(state.range(0));
     BenchDir dir;
     const std::string out = dir.out_file();
-    write_output(out, false);
     CloseWriteWatch watch((dir.path() / "out").string(), "fan");
     std::vector<double> us;
     us.reserve(static_cast<std::size_t>(state.max_iterations));
     {
         HandoffWorker worker(out);
+        watch.wait();  // the driver's start-up check
         int i = 0;
         auto one = [&]() {
             const bool on = reading_value(i) > 30;
@@ -525,20 +539,19 @@ void Handoff(benchmark::State& state) {
 
 void FileWrite(benchmark::State& state) {
     BenchDir dir;
-    const std::string out = dir.out_file();
-    write_output(out, false);
     // The same watch as the other cases, so the kernel does the same work.
     CloseWriteWatch watch((dir.path() / "out").string(), "fan");
+    FanOutput output(dir.out_file());
     std::vector<double> us;
     us.reserve(static_cast<std::size_t>(state.max_iterations));
     int i = 0;
     for (int w = 0; w < kWarmup; ++w, ++i) {
-        write_output(out, reading_value(i) > 30);
+        output.set(reading_value(i) > 30);
         watch.drain();
     }
     for (auto _ : state) {
         const SteadyClock::time_point t0 = SteadyClock::now();
-        write_output(out, reading_value(i++) > 30);
+        output.set(reading_value(i++) > 30);
         const SteadyClock::duration d = SteadyClock::now() - t0;
         state.SetIterationTime(std::chrono::duration<double>(d).count());
         us.push_back(micros(d));
