@@ -43,10 +43,10 @@ class BackgroundWriter {
     std::condition_variable wake_;  // the writer thread: content or stop
     std::condition_variable done_;  // flush(): a write finished
     std::optional<std::string> pending_;
-    std::uint64_t handed_ = 0;   // versions handed over
-    std::uint64_t written_ = 0;  // the newest version on disk
-    std::uint64_t tried_ = 0;    // the version of the last write that ended (well or not)
-    std::uint64_t attempts_ = 0; // writes ended
+    std::uint64_t handed_ = 0;    // versions handed over
+    std::uint64_t written_ = 0;   // the newest version on disk
+    std::uint64_t tried_ = 0;     // the version of the last write that ended (well or not)
+    std::uint64_t attempts_ = 0;  // writes ended
     bool stop_ = false;
     std::thread thread_;
 };

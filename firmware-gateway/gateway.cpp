@@ -47,8 +47,7 @@ Gateway::Gateway(Config cfg, const Clock& clock, std::shared_ptr<const rules::Ru
     }
     create_drivers();
     outputs_ = std::make_unique<OutputBank>(
-        cfg_.outputs, link_env_,
-        [this](const std::string& n, bool on) { output_changed(n, on); },
+        cfg_.outputs, link_env_, [this](const std::string& n, bool on) { output_changed(n, on); },
         [this](const std::string& n, const std::string& why) { output_failed(n, why); });
     exec_ = std::make_unique<ExecRunner>([this](ExecResult r) {
         std::string detail = r.argv.empty() ? std::string() : r.argv.front() + ": ";

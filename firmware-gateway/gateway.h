@@ -164,7 +164,7 @@ class Gateway final : public drivers::Sink {
     std::vector<HeldReport> held_;
     std::size_t early_actions_ = 0;  // actions switch_outputs_first ran
     bool holding_ = false;
-    bool ticking_ = false;                        // some rule needs ticks
+    bool ticking_ = false;  // some rule needs ticks
     MonoTime next_tick_{};
     std::uint64_t persisted_generation_ = 0;
     std::unique_ptr<BackgroundWriter> state_writer_;  // rules.state, off the loop thread

@@ -116,9 +116,10 @@ void Gateway::switch_outputs_first(const std::vector<rules::Transition>& ts) {
 }
 
 void Gateway::output_changed(const std::string& name, bool on) {
-    const WallTime ts = clock_.wall();  // when it switched, also when the event is held
+    const WallTime ts = clock_.wall();  // the switch, even when its event is appended later
     if (holding_) {
-        held_.push_back({early_actions_, [this, name, on, ts] { publish_output_event(name, on, ts); }});
+        held_.push_back(
+            {early_actions_, [this, name, on, ts] { publish_output_event(name, on, ts); }});
         return;
     }
     publish_output_event(name, on, ts);
@@ -126,8 +127,9 @@ void Gateway::output_changed(const std::string& name, bool on) {
 
 void Gateway::output_failed(const std::string& name, const std::string& why) {
     if (holding_) {
-        held_.push_back(
-            {early_actions_, [this, name, why] { deadletter("output:" + name, "output_failed", why); }});
+        held_.push_back({early_actions_, [this, name, why] {
+                             deadletter("output:" + name, "output_failed", why);
+                         }});
         return;
     }
     deadletter("output:" + name, "output_failed", why);

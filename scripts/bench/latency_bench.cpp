@@ -24,31 +24,42 @@
 //            switches the output.
 //
 // The end of each sample is seen from the bench thread through inotify
-// (IN_CLOSE_WRITE of the output file), read in a busy loop so that noticing
-// costs ~1 us rather than a scheduler wake-up; the file's content is checked
-// after every sample (outside the timing). Samples are kept, sorted, and
-// reported as p50/p99/p99.9/max (counters, in us; "Time" is the mean).
+// (IN_CLOSE_WRITE of the output file); the file's content is checked after
+// every sample (outside the timing). The bench thread waits in poll(), as a
+// driver thread goes back to waiting on its device after posting: a thread
+// spinning instead would hold one of the two cores the loop may need. So each
+// sample includes the bench thread's wake-up (the floors too), which errs on
+// the slow side. LATENCY_BENCH_OBSERVER=spin makes it spin (non-blocking
+// reads; noticing then costs ~1 us) -- for machines with idle cores to spare.
+// Samples are kept, sorted, and reported as p50/p99/p99.9/max (nearest rank;
+// counters, in us; "Time" is the mean).
 //
-// Cases (the argument is the gap between readings in us; 0 = back to back,
-// each reading posted as soon as the previous one's output switched):
-//   ReadingToOutput/<gap>   the daemon as configured by default (outbox.sync 1s).
-//   ReadingToOutputSyncAlways/<gap>
-//                           the same with outbox.sync: always (an fdatasync per event).
-//   Handoff/<gap>           the floor for the same path: a bare thread waiting on a
-//                           condition variable takes the value, compares it with
-//                           30/28 and switches the same `file` output driver, seen
-//                           by the same inotify loop. What any gateway has to pay.
-//   FileWrite               the `file` output driver's set() alone (open, write,
-//                           close of the output file), timed on the calling thread.
-// A summary table at the end gives each gateway case over its floors.
+// Floors, sampled in the same rounds as the gateway (so that a busy machine
+// shifts all three alike; the order inside a round rotates):
+//   handoff   a bare thread waiting on a condition variable takes the value,
+//             compares it with 30/28 and switches the same `file` output
+//             driver, seen by the same inotify loop: what any event-loop
+//             gateway has to pay between a driver thread and the output.
+//   write     the `file` output driver's set() alone (open, write, close of
+//             its file), timed on the calling thread.
+// The summary table at the end gives the three, and gateway / floor ratios.
+//
+// Cases (gap_us: from one round's start to the next; 0 = back to back):
+//   gap_us:0/sync_always:0      readings as fast as the gateway takes them;
+//                               what is left of the previous reading's work
+//                               (events appended after the switch) is paid.
+//   gap_us:5000/sync_always:0   a reading every 5 ms into an idle loop: the
+//                               reaction to one reading (default outbox.sync 1s).
+//   gap_us:20000/sync_always:1  the same with outbox.sync: always (an fdatasync
+//                               per event appended).
+#include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,10 +73,8 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -82,7 +91,8 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr int kWarmup = 200;     // readings before the samples (page cache, allocator, branch predictors)
+constexpr int kWarmup =
+    200;  // readings before the samples (page cache, allocator, branch predictors)
 constexpr int kBackToBack = 20000;
 constexpr int kPaced = 4000;
 
@@ -124,19 +134,14 @@ Figures figures(std::vector<double> us) {
     return f;
 }
 
-std::map<std::string, Figures>& results() {
-    static std::map<std::string, Figures> r;
-    return r;
-}
+struct Case {
+    std::string name;
+    Figures gateway, floor, write;
+};
 
-// `key`: the case and its gap, e.g. "Gateway/5000", for the summary table.
-void report(benchmark::State& state, const std::string& key, std::vector<double> us) {
-    const Figures f = figures(std::move(us));
-    state.counters["p50_us"] = f.p50;
-    state.counters["p99_us"] = f.p99;
-    state.counters["p99.9_us"] = f.p999;
-    state.counters["max_us"] = f.max;
-    results()[key] = f;
+std::vector<Case>& cases() {
+    static std::vector<Case> c;
+    return c;
 }
 
 double micros(SteadyClock::duration d) {
@@ -149,7 +154,8 @@ class BenchDir {
   public:
     BenchDir() {
         const char* base = std::getenv("LATENCY_BENCH_DIR");
-        std::string tmpl = std::string(base && *base ? base : "/var/tmp") + "/tidegate-latency.XXXXXX";
+        std::string tmpl =
+            std::string(base && *base ? base : "/var/tmp") + "/tidegate-latency.XXXXXX";
         if (!::mkdtemp(tmpl.data())) die(errno_text("mkdtemp " + tmpl));
         path_ = tmpl;
         fs::create_directories(path_ / "out");
@@ -172,12 +178,18 @@ std::string filesystem_of(const std::string& path) {
     struct statfs s {};
     if (::statfs(path.c_str(), &s) != 0) return "?";
     switch (static_cast<unsigned long>(s.f_type)) {
-        case 0xEF53: return "ext2/3/4";
-        case 0x01021994: return "tmpfs";
-        case 0x58465342: return "xfs";
-        case 0x9123683E: return "btrfs";
-        case 0x794C7630: return "overlayfs";
-        case 0xF2F52010: return "f2fs";
+        case 0xEF53:
+            return "ext2/3/4";
+        case 0x01021994:
+            return "tmpfs";
+        case 0x58465342:
+            return "xfs";
+        case 0x9123683E:
+            return "btrfs";
+        case 0x794C7630:
+            return "overlayfs";
+        case 0xF2F52010:
+            return "f2fs";
         default: {
             char buf[32];
             std::snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(s.f_type));
@@ -188,8 +200,8 @@ std::string filesystem_of(const std::string& path) {
 
 // --- seeing the output switch --------------------------------------------------
 
-// IN_CLOSE_WRITE of one file in a folder, read without blocking in a busy
-// loop: the time returned is within a read() call of the close.
+// IN_CLOSE_WRITE of one file in a folder. Waits in poll() (the default), or
+// in a busy loop of non-blocking reads with LATENCY_BENCH_OBSERVER=spin.
 class CloseWriteWatch {
   public:
     CloseWriteWatch(const std::string& dir, std::string name) : name_(std::move(name)) {
@@ -207,6 +219,10 @@ class CloseWriteWatch {
         const auto give_up = SteadyClock::now() + std::chrono::seconds(10);
         for (;;) {
             if (take() > 0) return SteadyClock::now();
+            if (!spin()) {
+                pollfd p{fd_, POLLIN, 0};
+                ::poll(&p, 1, 1000);
+            }
             if (SteadyClock::now() > give_up) die("no write of " + name_ + " within 10 s");
         }
     }
@@ -217,6 +233,13 @@ class CloseWriteWatch {
     }
 
   private:
+    static bool spin() {
+        static const bool on = [] {
+            const char* o = std::getenv("LATENCY_BENCH_OBSERVER");
+            return o && std::string(o) == "spin";
+        }();
+        return on;
+    }
     // Reads what is there; returns how many close-writes of the file it held.
     int take() {
         alignas(inotify_event) char buf[4096];
@@ -339,7 +362,8 @@ const char* kRules = R"(rules:
 
 class GatewayRig {
   public:
-    GatewayRig(const BenchDir& dir, bool sync_always) : log_((dir.path() / "gateway.log").string()) {
+    GatewayRig(const BenchDir& dir, bool sync_always)
+        : log_((dir.path() / "gateway.log").string()) {
         write_text(dir.path() / "rules.d" / "fan.yaml", kRules);
         const fs::path cfg_path = dir.path() / "tidegate.yaml";
         write_text(cfg_path,
@@ -406,48 +430,6 @@ double reading_value(int i) {
     return i % 2 == 0 ? 31.0 : 27.0;
 }
 
-void gateway_case(benchmark::State& state, const char* name, bool sync_always) {
-    const auto gap = std::chrono::microseconds(state.range(0));
-    BenchDir dir;
-    const std::string out = dir.out_file();
-    CloseWriteWatch watch((dir.path() / "out").string(), "fan");
-    std::vector<double> us;
-    us.reserve(static_cast<std::size_t>(state.max_iterations));
-    {
-        GatewayRig gw(dir, sync_always);
-        // The output driver's start-up check opens the file for writing once.
-        watch.wait();
-        int i = 0;
-        auto one = [&]() {
-            const bool on = reading_value(i) > 30;
-            const SteadyClock::time_point t0 = gw.post(reading_value(i));
-            const SteadyClock::time_point t1 = watch.wait();
-            if (read_text(out) != (on ? "1" : "0")) die("output file holds the wrong value");
-            ++i;
-            if (gap.count() > 0) std::this_thread::sleep_until(t0 + gap);
-            return t1 - t0;
-        };
-        for (int w = 0; w < kWarmup; ++w)
-            one();
-        for (auto _ : state) {
-            const SteadyClock::duration d = one();
-            state.SetIterationTime(std::chrono::duration<double>(d).count());
-            us.push_back(micros(d));
-        }
-    }
-    report(state, std::string(name) + "/" + std::to_string(state.range(0)), std::move(us));
-    state.SetLabel(filesystem_of(dir.path().string()));
-}
-
-void ReadingToOutput(benchmark::State& state) {
-    gateway_case(state, "ReadingToOutput", false);
-}
-void ReadingToOutputSyncAlways(benchmark::State& state) {
-    gateway_case(state, "ReadingToOutputSyncAlways", true);
-}
-
-// --- the floors ------------------------------------------------------------------
-
 // A thread that waits for values and switches the output: the least any
 // event-loop gateway does between a driver thread and the output.
 class HandoffWorker {
@@ -504,81 +486,130 @@ class HandoffWorker {
     std::thread thread_;
 };
 
-void Handoff(benchmark::State& state) {
+// One case: the gateway, the handoff floor and the bare write, sampled in the
+// same rounds so that they see the same machine (a noisy one shifts all
+// three). The order inside a round rotates, so that no path always comes
+// first after the pause (caches cold, CPUs asleep).
+void ReadingToOutput(benchmark::State& state) {
     const auto gap = std::chrono::microseconds(state.range(0));
-    BenchDir dir;
-    const std::string out = dir.out_file();
-    CloseWriteWatch watch((dir.path() / "out").string(), "fan");
-    std::vector<double> us;
-    us.reserve(static_cast<std::size_t>(state.max_iterations));
+    const bool sync_always = state.range(1) != 0;
+    BenchDir gw_dir, floor_dir, write_dir;  // one output file per path, one watch each
+    CloseWriteWatch gw_watch((gw_dir.path() / "out").string(), "fan");
+    CloseWriteWatch floor_watch((floor_dir.path() / "out").string(), "fan");
+    CloseWriteWatch write_watch((write_dir.path() / "out").string(), "fan");
+    const std::string gw_out = gw_dir.out_file();
+    const std::string floor_out = floor_dir.out_file();
+
+    std::vector<double> gw_us, floor_us, write_us;
+    const auto n = static_cast<std::size_t>(state.max_iterations);
+    gw_us.reserve(n);
+    floor_us.reserve(n);
+    write_us.reserve(n);
     {
-        HandoffWorker worker(out);
-        watch.wait();  // the driver's start-up check
+        FanOutput bare(write_dir.out_file());
+        HandoffWorker floor(floor_out);
+        GatewayRig gw(gw_dir, sync_always);
+        floor_watch.wait();  // the output driver's start-up check opens the file once
+        gw_watch.wait();
+        write_watch.drain();
+
         int i = 0;
-        auto one = [&]() {
-            const bool on = reading_value(i) > 30;
-            const SteadyClock::time_point t0 = SteadyClock::now();
-            worker.post(reading_value(i));
-            const SteadyClock::time_point t1 = watch.wait();
-            if (read_text(out) != (on ? "1" : "0")) die("output file holds the wrong value");
+        // One round; returns the gateway's sample.
+        auto round = [&](bool keep) {
+            const double value = reading_value(i);
+            const char* expect = value > 30 ? "1" : "0";
+            const SteadyClock::time_point start = SteadyClock::now();
+            SteadyClock::duration gw_d{};
+            for (int k = 0; k < 3; ++k) {
+                switch ((i + k) % 3) {
+                    case 0: {
+                        const SteadyClock::time_point t0 = gw.post(value);
+                        gw_d = gw_watch.wait() - t0;
+                        if (read_text(gw_out) != expect)
+                            die("gateway: wrong value in its output file");
+                        if (keep) gw_us.push_back(micros(gw_d));
+                        break;
+                    }
+                    case 1: {
+                        const SteadyClock::time_point t0 = SteadyClock::now();
+                        floor.post(value);
+                        const SteadyClock::duration d = floor_watch.wait() - t0;
+                        if (read_text(floor_out) != expect)
+                            die("handoff: wrong value in its output file");
+                        if (keep) floor_us.push_back(micros(d));
+                        break;
+                    }
+                    default: {
+                        const SteadyClock::time_point t0 = SteadyClock::now();
+                        bare.set(value > 30);
+                        const SteadyClock::duration d = SteadyClock::now() - t0;
+                        write_watch.drain();
+                        if (keep) write_us.push_back(micros(d));
+                        break;
+                    }
+                }
+            }
             ++i;
-            if (gap.count() > 0) std::this_thread::sleep_until(t0 + gap);
-            return t1 - t0;
+            if (gap.count() > 0) std::this_thread::sleep_until(start + gap);
+            return gw_d;
         };
         for (int w = 0; w < kWarmup; ++w)
-            one();
+            round(false);
         for (auto _ : state) {
-            const SteadyClock::duration d = one();
+            const SteadyClock::duration d = round(true);
             state.SetIterationTime(std::chrono::duration<double>(d).count());
-            us.push_back(micros(d));
         }
     }
-    report(state, "Handoff/" + std::to_string(state.range(0)), std::move(us));
-    state.SetLabel(filesystem_of(dir.path().string()));
+
+    Case c;
+    c.name = "gap " + std::to_string(state.range(0)) + " us" +
+             (sync_always ? ", outbox.sync always" : "");
+    c.gateway = figures(std::move(gw_us));
+    c.floor = figures(std::move(floor_us));
+    c.write = figures(std::move(write_us));
+    state.counters["p50_us"] = c.gateway.p50;
+    state.counters["p99_us"] = c.gateway.p99;
+    state.counters["p99.9_us"] = c.gateway.p999;
+    state.counters["max_us"] = c.gateway.max;
+    state.counters["floor_p50_us"] = c.floor.p50;
+    state.counters["floor_p99_us"] = c.floor.p99;
+    state.counters["write_p50_us"] = c.write.p50;
+    state.counters["write_p99_us"] = c.write.p99;
+    state.SetLabel(filesystem_of(gw_dir.path().string()));
+    cases().push_back(std::move(c));
 }
 
-void FileWrite(benchmark::State& state) {
-    BenchDir dir;
-    // The same watch as the other cases, so the kernel does the same work.
-    CloseWriteWatch watch((dir.path() / "out").string(), "fan");
-    FanOutput output(dir.out_file());
-    std::vector<double> us;
-    us.reserve(static_cast<std::size_t>(state.max_iterations));
-    int i = 0;
-    for (int w = 0; w < kWarmup; ++w, ++i) {
-        output.set(reading_value(i) > 30);
-        watch.drain();
-    }
-    for (auto _ : state) {
-        const SteadyClock::time_point t0 = SteadyClock::now();
-        output.set(reading_value(i++) > 30);
-        const SteadyClock::duration d = SteadyClock::now() - t0;
-        state.SetIterationTime(std::chrono::duration<double>(d).count());
-        us.push_back(micros(d));
-        watch.drain();
-    }
-    report(state, "FileWrite", std::move(us));
-    state.SetLabel(filesystem_of(dir.path().string()));
+std::string load_average() {
+    std::ifstream in("/proc/loadavg");
+    std::string a, b, c;
+    in >> a >> b >> c;
+    return a + " " + b + " " + c;
+}
+
+void print_row(const char* what, const Figures& f) {
+    std::printf("  %-34s %9.1f %9.1f %9.1f %9.1f %8zu\n", what, f.p50, f.p99, f.p999, f.max, f.n);
 }
 
 }  // namespace
 
-BENCHMARK(FileWrite)->Iterations(kBackToBack)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(Handoff)
-    ->Arg(0)->Iterations(kBackToBack)
-    ->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(Handoff)
-    ->Arg(5000)->Iterations(kPaced)
-    ->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(ReadingToOutput)
-    ->Arg(0)->Iterations(kBackToBack)
-    ->UseManualTime()->Unit(benchmark::kMicrosecond);
+    ->ArgNames({"gap_us", "sync_always"})
+    ->Args({0, 0})
+    ->Iterations(20000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(ReadingToOutput)
-    ->Arg(5000)->Iterations(kPaced)
-    ->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(ReadingToOutputSyncAlways)
-    ->Arg(5000)->Iterations(kPaced)
-    ->UseManualTime()->Unit(benchmark::kMicrosecond);
+    ->ArgNames({"gap_us", "sync_always"})
+    ->Args({5000, 0})
+    ->Iterations(4000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(ReadingToOutput)
+    ->ArgNames({"gap_us", "sync_always"})
+    ->Args({20000, 1})
+    ->Iterations(1000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
@@ -587,32 +618,19 @@ int main(int argc, char** argv) {
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
 
-    // Each gateway case over its floors: the handoff with the same gap, and
-    // the bare write.
-    const auto& r = results();
-    if (r.empty()) return 0;
-    std::printf("\n%-28s %9s %9s %9s %9s %8s\n", "reading -> output (us)", "p50", "p99",
-                "p99.9", "max", "samples");
-    for (const auto& [name, f] : r) {
-        std::printf("%-28s %9.1f %9.1f %9.1f %9.1f %8zu\n", name.c_str(), f.p50, f.p99, f.p999,
-                    f.max, f.n);
-    }
-    const auto bare = r.find("FileWrite");
-    bool header = false;
-    for (const auto& [name, f] : r) {
-        if (name.rfind("ReadingToOutput", 0) != 0) continue;
-        const std::string gap = name.substr(name.find('/') + 1);
-        std::vector<std::pair<std::string, const Figures*>> floors;
-        if (auto h = r.find("Handoff/" + gap); h != r.end()) floors.push_back({h->first, &h->second});
-        if (bare != r.end()) floors.push_back({bare->first, &bare->second});
-        for (const auto& [floor_name, floor] : floors) {
-            if (!header) {
-                std::printf("\n%-40s %9s %9s\n", "ratio", "p50", "p99");
-                header = true;
-            }
-            std::printf("%-40s %9.1f %9.1f\n", (name + " / " + floor_name).c_str(),
-                        f.p50 / floor->p50, f.p99 / floor->p99);
-        }
+    if (cases().empty()) return 0;
+    std::printf("\nreading -> output switched, in us (load average at the end: %s)\n",
+                load_average().c_str());
+    std::printf("  %-34s %9s %9s %9s %9s %8s\n", "", "p50", "p99", "p99.9", "max", "samples");
+    for (const Case& c : cases()) {
+        std::printf("%s\n", c.name.c_str());
+        print_row("gateway (post -> file closed)", c.gateway);
+        print_row("floor: thread handoff + write", c.floor);
+        print_row("floor: file output set() alone", c.write);
+        std::printf("  %-34s %9.1f %9.1f\n", "gateway / handoff", c.gateway.p50 / c.floor.p50,
+                    c.gateway.p99 / c.floor.p99);
+        std::printf("  %-34s %9.1f %9.1f\n", "gateway / write alone", c.gateway.p50 / c.write.p50,
+                    c.gateway.p99 / c.write.p99);
     }
     return 0;
 }
