@@ -23,6 +23,13 @@
 //   readings 31, 27, 31, 27, ... : every reading fires or clears the rule and
 //            switches the output.
 //
+// On the loop thread, before the output switches: wake-up and pop from the
+// EventQueue, the sensor lookup and checks (type, finite, range, precision),
+// Engine::on_reading (the rule's condition, the transition), OutputBank::set
+// and the file output's open/write/fstat/close. After it: the reading's event,
+// the transition's log line, the rule event and the output event appended to
+// the outbox (in that seq order), the rule state handed to its writer thread.
+//
 // The end of each sample is seen from the bench thread through inotify
 // (IN_CLOSE_WRITE of the output file); the file's content is checked after
 // every sample (outside the timing). The bench thread waits in poll(), as a
