@@ -47,11 +47,8 @@ Gateway::Gateway(Config cfg, const Clock& clock, std::shared_ptr<const rules::Ru
     }
     create_drivers();
     outputs_ = std::make_unique<OutputBank>(
-        cfg_.outputs, link_env_,
-        [this](const std::string& n, bool on) { publish_output_event(n, on); },
-        [this](const std::string& n, const std::string& why) {
-            deadletter("output:" + n, "output_failed", why);
-        });
+        cfg_.outputs, link_env_, [this](const std::string& n, bool on) { output_changed(n, on); },
+        [this](const std::string& n, const std::string& why) { output_failed(n, why); });
     exec_ = std::make_unique<ExecRunner>([this](ExecResult r) {
         std::string detail = r.argv.empty() ? std::string() : r.argv.front() + ": ";
         detail += r.describe();
@@ -226,6 +223,7 @@ int Gateway::run() {
     watcher_->stop();
     exec_->stop();  // programs still running are killed, not waited for
     persist_rule_state(true);
+    if (state_writer_) state_writer_->flush();  // on disk before the process ends
     outputs_->stop();
     link_->shutdown(offline_payload(), kOfflineTimeout);
     const Outbox::Stats st = outbox_.stats();
@@ -338,10 +336,7 @@ void Gateway::on_reading(Reading r) {
         }
     }
     ++counters_.events_in;
-    // The reading's own event first, then what the rules make of it (every
-    // reading: deadband and publish only thin what leaves the gateway).
-    publish_reading(*s, r);
-    feed_rules(r);
+    feed_rules(*s, r);
 }
 
 void Gateway::publish_reading(Sensor& sensor, const Reading& r) {

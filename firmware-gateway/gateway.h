@@ -6,12 +6,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "background_writer.h"
 #include "config.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -98,16 +100,26 @@ class Gateway final : public drivers::Sink {
     // --- rules (gateway_rules.cpp) ---
     void start_rules(MonoTime now);
     void reload_rules();
-    void feed_rules(const Reading& r);
+    // The reading's own event and what the rules make of it.
+    void feed_rules(Sensor& s, const Reading& r);
     void run_ticks(MonoTime now);
     void schedule_tick(MonoTime now);
+    // What transitions do: switch_outputs_first, then handle_transitions.
+    void react(std::vector<rules::Transition>& ts);
+    // Runs the output actions that lead the transitions' actions, holding
+    // what the outputs report, before anything is appended to the outbox.
+    void switch_outputs_first(const std::vector<rules::Transition>& ts);
+    // Rule events and actions in order (those run first: their held reports).
     void handle_transitions(std::vector<rules::Transition>& ts);
+    // OutputBank's reports: appended at once, or held while switching first.
+    void output_changed(const std::string& name, bool on);
+    void output_failed(const std::string& name, const std::string& why);
     void publish_rule_event(const rules::Transition& t);
     void run_action(const rules::Action& a, const std::string& rule);
     void run_exec(const std::string& rule, const rules::ExecAction& a);
     void on_exec_finished(const ExecFinished& e);
     void persist_rule_state(bool force);
-    void publish_output_event(const std::string& name, bool on);
+    void publish_output_event(const std::string& name, bool on, WallTime ts);
     bool on_output_command(const MqttIncoming& m);
     void publish_status();
     // Publishes through the MQTT link's memory queue (mqtt outputs).
@@ -144,9 +156,18 @@ class Gateway final : public drivers::Sink {
     std::shared_ptr<const rules::RuleSet> initial_rules_;
     std::unique_ptr<rules::Engine> engine_;
     std::vector<rules::Transition> transitions_;  // scratch, reused
-    bool ticking_ = false;                        // some rule needs ticks
+    // Output reports held by switch_outputs_first, by action index.
+    struct HeldReport {
+        std::size_t action;
+        std::function<void()> report;
+    };
+    std::vector<HeldReport> held_;
+    std::size_t early_actions_ = 0;  // actions switch_outputs_first ran
+    bool holding_ = false;
+    bool ticking_ = false;  // some rule needs ticks
     MonoTime next_tick_{};
     std::uint64_t persisted_generation_ = 0;
+    std::unique_ptr<BackgroundWriter> state_writer_;  // rules.state, off the loop thread
     LinkEnv link_env_;
     std::unique_ptr<OutputBank> outputs_;
     std::unique_ptr<ExecRunner> exec_;

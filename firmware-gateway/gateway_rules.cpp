@@ -6,7 +6,6 @@
 #include <sstream>
 
 #include "envelope.h"
-#include "fs_util.h"
 #include "gateway.h"
 #include "rule_files.h"
 
@@ -38,7 +37,7 @@ void Gateway::start_rules(MonoTime now) {
         if (auto state = rules::state_from_json(text.str(), &why)) {
             transitions_.clear();
             transitions_ = engine_->import_state(*state, now, clock_.wall());
-            handle_transitions(transitions_);
+            react(transitions_);
             std::size_t firing = 0;
             for (const rules::RuleStateRecord& r : state->rules) {
                 if (r.state == rules::RuleState::Firing) ++firing;
@@ -71,29 +70,91 @@ void Gateway::run_ticks(MonoTime now) {
     if (!ticking_ || now < next_tick_) return;
     transitions_.clear();
     engine_->on_tick(now, clock_.wall(), transitions_);
-    handle_transitions(transitions_);
+    react(transitions_);
     persist_rule_state(false);
     schedule_tick(now);
 }
 
-void Gateway::feed_rules(const Reading& r) {
-    if (!engine_) return;
+void Gateway::feed_rules(Sensor& s, const Reading& r) {
     transitions_.clear();
-    engine_->on_reading(r, transitions_);
+    if (engine_) engine_->on_reading(r, transitions_);
+    switch_outputs_first(transitions_);
+    // The reading's own event comes first (SPEC §5.2), then what the rules
+    // make of it (every reading: deadband and publish only thin what leaves
+    // the gateway).
+    publish_reading(s, r);
     if (transitions_.empty()) return;
     handle_transitions(transitions_);
     persist_rule_state(false);
 }
 
+void Gateway::react(std::vector<rules::Transition>& ts) {
+    switch_outputs_first(ts);
+    handle_transitions(ts);
+}
+
+void Gateway::switch_outputs_first(const std::vector<rules::Transition>& ts) {
+    // The local reaction must not wait on the disk: appending an event may
+    // (an fdatasync per event with outbox.sync: always, one per 4096 events
+    // for the seq reservation). So the output actions at the head of the
+    // actions -- up to the first action of another kind, so that every action
+    // still runs in its order -- switch before anything is appended. What an
+    // output reports while switching (its `output` event, a failure) is held
+    // and appended where its action stands, so the events keep their order.
+    held_.clear();
+    early_actions_ = 0;
+    for (const rules::Transition& t : ts) {
+        for (const rules::Action& a : t.actions) {
+            const auto* out = std::get_if<rules::OutputAction>(&a);
+            if (!out) return;
+            holding_ = true;
+            outputs_->set(out->name, out->on, out->duration, clock_.monotonic());
+            holding_ = false;
+            ++early_actions_;
+        }
+    }
+}
+
+void Gateway::output_changed(const std::string& name, bool on) {
+    const WallTime ts = clock_.wall();  // the switch, even when its event is appended later
+    if (holding_) {
+        held_.push_back(
+            {early_actions_, [this, name, on, ts] { publish_output_event(name, on, ts); }});
+        return;
+    }
+    publish_output_event(name, on, ts);
+}
+
+void Gateway::output_failed(const std::string& name, const std::string& why) {
+    if (holding_) {
+        held_.push_back({early_actions_, [this, name, why] {
+                             deadletter("output:" + name, "output_failed", why);
+                         }});
+        return;
+    }
+    deadletter("output:" + name, "output_failed", why);
+}
+
 void Gateway::handle_transitions(std::vector<rules::Transition>& ts) {
+    std::size_t action = 0;  // across all transitions, as switch_outputs_first counts
+    auto held = held_.begin();
     for (const rules::Transition& t : ts) {
         if (t.kind == rules::TransitionKind::Fired) ++counters_.rules_fired;
         log_info("rules", t.rule + " " + std::string(rules::transition_name(t.kind)) + " " +
                               t.values_json());
         publish_rule_event(t);
-        for (const rules::Action& a : t.actions)
-            run_action(a, t.rule);
+        for (const rules::Action& a : t.actions) {
+            if (action < early_actions_) {
+                for (; held != held_.end() && held->action == action; ++held)
+                    held->report();
+            } else {
+                run_action(a, t.rule);
+            }
+            ++action;
+        }
     }
+    held_.clear();
+    early_actions_ = 0;
 }
 
 void Gateway::publish_rule_event(const rules::Transition& t) {
@@ -131,16 +192,13 @@ void Gateway::run_action(const rules::Action& a, const std::string& rule) {
 void Gateway::persist_rule_state(bool force) {
     if (!engine_) return;
     if (!force && engine_->state_generation() == persisted_generation_) return;
-    try {
-        write_file_atomic(state_path(cfg_),
-                          rules::state_to_json(engine_->export_state(clock_.monotonic())));
-        persisted_generation_ = engine_->state_generation();
-    } catch (const std::exception& e) {
-        static RateLimiter limiter(std::chrono::minutes(1));
-        if (limiter.allow("state", std::chrono::steady_clock::now())) {
-            log_error("rules", std::string("cannot save rule state: ") + e.what());
-        }
-    }
+    // Written by another thread: the two fsyncs and the rename of an atomic
+    // replace would otherwise hold up every reading and output switch behind
+    // each transition (milliseconds here, tens of them on an SD card).
+    if (!state_writer_)
+        state_writer_ = std::make_unique<BackgroundWriter>(state_path(cfg_), "rules", "rule state");
+    state_writer_->write(rules::state_to_json(engine_->export_state(clock_.monotonic())));
+    persisted_generation_ = engine_->state_generation();
 }
 
 void Gateway::reload_rules() {
@@ -165,7 +223,7 @@ void Gateway::reload_rules() {
     const MonoTime now = clock_.monotonic();
     transitions_.clear();
     transitions_ = engine_->replace_rules(res.rules, now, clock_.wall());
-    handle_transitions(transitions_);
+    react(transitions_);
     // A removed rule's retained event is emptied (SPEC §3).
     for (const std::string& name : old_names) {
         if (!res.rules->find(name)) link_->publish({base_ + "/rules/" + name, "", 1, true});
@@ -181,9 +239,9 @@ void Gateway::publish_status() {
     if (link_->connected()) link_->publish({base_ + "/status", status_online(), 1, true});
 }
 
-void Gateway::publish_output_event(const std::string& name, bool on) {
+void Gateway::publish_output_event(const std::string& name, bool on, WallTime ts) {
     const std::uint64_t seq = outbox_.next_seq();
-    JsonObject o = begin_envelope(cfg_.gateway.id, seq, "output", name, clock_.wall());
+    JsonObject o = begin_envelope(cfg_.gateway.id, seq, "output", name, ts);
     o.field("value", on ? "on" : "off");
     append_event(outbox::Record{
         seq, cfg_.mqtt.qos, {{base_ + "/outputs/" + name, true}}, std::move(o).finish()});

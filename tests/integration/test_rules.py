@@ -70,6 +70,14 @@ def test_rule_fires_and_clears_with_its_actions(make_config, start_gateway, brok
     seqs = {m.topic: m.json()["seq"] for m in sub.snapshot() if m.topic.startswith(cfg.base)
             and m.json().get("seq") == fired["seq"] - 1}
     assert any("/events/" in t for t in seqs), "the reading that fired comes just before"
+    # on_clear starts with the output, so it switches before anything is
+    # appended; its event still comes right after the rule event (as the
+    # event of `actions`' output, which runs after a publish action, does).
+    fan_events = [m.json() for m in sub.snapshot(cfg.topic("outputs") + "/fan")]
+    assert fan_events[1]["seq"] == fired["seq"] + 1
+    assert fan_events[2]["seq"] == cleared["seq"] + 1
+    assert any("/events/" in m.topic for m in sub.snapshot() if m.topic.startswith(cfg.base)
+               and m.json().get("seq") == cleared["seq"] - 1), "the reading that cleared"
     # The retained rule state for late joiners.
     late = Subscriber(broker_port, cfg.topic("rules") + "/hot")
     retained = late.wait_for(lambda ms: ms, what="retained rule event")

@@ -86,6 +86,9 @@ TEST_CASE("file output: writes the on/off text exactly, no newline", "[driver:fi
     out->set(true);
     out->set(true);
     CHECK(read_text(path) == "255");
+    write_text(path, "something longer");  // whatever was there before is cut
+    out->set(false);
+    CHECK(read_text(path) == "0");
     out->stop();
     CHECK(env.calls == 0);
 }
