@@ -68,3 +68,110 @@ def test_broker_sigkill_and_restart_loses_no_seq(mosquitto_factory, make_config,
         assert gw.terminate() == 0
     finally:
         sub.close()
+
+
+class CounterFile:
+    """A file another program keeps up to date, as the `file` driver reads
+    it: a background thread writes 1, 2, 3, ... (atomically, by rename)
+    until stopped. With `deadband` on the sensor every new value is one
+    event and an unchanged file makes none, so the test decides when events
+    stop being created."""
+
+    def __init__(self, path, period=0.001):
+        import threading
+
+        self.path = path
+        self.value = 1
+        self.period = period
+        self._write()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _write(self):
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(f"{self.value}\n")
+        tmp.replace(self.path)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.value += 1
+            self._write()
+            time.sleep(self.period)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+
+
+DROP_DETAIL_RE = re.compile(r"^(\d+) undelivered event\(s\) dropped, seq (\d+)\.\.(\d+) ")
+
+
+def test_outbox_bound_drops_exactly_the_oldest_counted_and_dead_lettered(
+        mosquitto_factory, make_config, start_gateway, tmp_path):
+    """outbox.max_bytes 32 KiB with the network cut: ~500 events/s for a few
+    seconds overflow it. After the network is back: the seqs missing at a
+    subscriber (which was on the broker all along) are exactly 1..D, a
+    single run of the oldest; D is the `dropped` counter of <p>/metrics;
+    and the outbox_full dead letters on <p>/deadletter report D events,
+    seq 1..D. No event is created once the network is back, so every drop
+    happened while it was cut."""
+    broker = mosquitto_factory().start()
+    proxy = CuttableProxy(broker.port)
+    proxy.cut()
+    counter = CounterFile(tmp_path / "counter")
+    sensor = {"name": "line.count", "driver": "file", "interval": "2ms", "deadband": 0.5,
+              "options": {"path": str(counter.path)}}
+    try:
+        cfg = make_config(sensors=[sensor],
+                          mqtt={"uri": f"tcp://127.0.0.1:{proxy.port}", "keepalive": "1s"},
+                          extra={"outbox": {"max_bytes": "32KiB"},
+                                 "metrics": {"interval": "1s"}})
+        sub = Subscriber(broker.port, [f"{cfg.base}/events/#", cfg.topic("deadletter"),
+                                       cfg.topic("metrics")])
+        gw = start_gateway(cfg)
+        counter.start()
+        gw.wait_for_log(r"connect to .* failed", timeout=10)
+        gw.wait_for_log(r"undelivered event\(s\) dropped", timeout=20)
+        time.sleep(2.0)  # more drops, in several batches
+        counter.stop()
+        time.sleep(0.5)  # the last value is read; from now on no new event
+        proxy.restore()
+
+        def settled(ms):
+            metrics = [m.json() for m in ms if m.topic == cfg.topic("metrics")]
+            letters = [m.json() for m in ms if m.topic == cfg.topic("deadletter")]
+            if not metrics or metrics[-1]["outbox_depth"] != 0:
+                return None
+            dropped = metrics[-1]["dropped"]
+            reported = sum(int(DROP_DETAIL_RE.match(d["detail"]).group(1))
+                           for d in letters if d.get("reason") == "outbox_full")
+            return (metrics[-1], letters) if dropped > 0 and reported == dropped else None
+
+        last_metrics, letters = sub.wait_for(
+            settled, timeout=30, what="an empty outbox and dead letters reporting every drop")
+        dropped = last_metrics["dropped"]
+        events = seqs_of(sub.snapshot())
+        every = set(events) | {d["seq"] for d in letters}
+        missing = sorted(set(range(1, max(every) + 1)) - every)
+        print(f"{counter.value} values written; dropped {dropped}; received "
+              f"{len(set(events))} events, seq {min(events)}..{max(events)}; "
+              f"{len(letters)} dead letter(s): {[d['detail'] for d in letters]}")
+        assert missing == list(range(1, dropped + 1)), \
+            f"missing seqs {missing[:5]}..{missing[-5:]} ({len(missing)}) are not 1..{dropped}"
+        assert len(events) == len(set(events)), "no event was sent twice here"
+        covered = []
+        for d in letters:
+            assert d["type"] == "deadletter" and d["source"] == "outbox", d
+            assert d["reason"] == "outbox_full", d
+            m = DROP_DETAIL_RE.match(d["detail"])
+            covered.append((int(m.group(2)), int(m.group(3))))
+        covered.sort()
+        assert covered[0][0] == 1 and covered[-1][1] == dropped, covered
+        assert last_metrics["deadletter"] == len(letters)
+        assert gw.terminate() == 0
+    finally:
+        counter.stop()
+        proxy.close()
