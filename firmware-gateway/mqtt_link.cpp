@@ -15,6 +15,14 @@ constexpr std::chrono::milliseconds kBackoffMax{30'000};
 
 std::string describe(const mqtt::token& tok) {
     const int rc = tok.get_return_code();
+    const auto reason = tok.get_reason_code();
+    // 255 is Paho's "no MQTT 5 reason" marker.
+    const bool has_reason = reason != mqtt::SUCCESS && static_cast<int>(reason) != 255;
+    // An MQTT 5 refusal (PUBACK >= 0x80) arrives with rc 0: the reason is all there is.
+    if (rc == 0 && has_reason) {
+        return "reason " + std::to_string(static_cast<int>(reason)) + " (" +
+               mqtt::exception::reason_code_str(reason) + ")";
+    }
     std::string s;
     switch (rc) {
         // MQTT 3.1.1 CONNACK return codes, as Paho passes them through.
@@ -41,9 +49,7 @@ std::string describe(const mqtt::token& tok) {
             break;
     }
     s += " (rc " + std::to_string(rc) + ")";
-    const auto reason = tok.get_reason_code();
-    // 255 is Paho's "no MQTT 5 reason" marker.
-    if (reason != mqtt::SUCCESS && static_cast<int>(reason) != 255) {
+    if (has_reason) {
         s += ", reason " + std::to_string(static_cast<int>(reason)) + " (" +
              mqtt::exception::reason_code_str(reason) + ")";
     }

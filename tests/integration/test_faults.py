@@ -175,3 +175,77 @@ def test_outbox_bound_drops_exactly_the_oldest_counted_and_dead_lettered(
     finally:
         counter.stop()
         proxy.close()
+
+
+def test_mqtt5_acl_refusal_is_retried_then_dead_lettered_and_the_rest_flows(
+        mosquitto_factory, make_config, start_gateway):
+    """Mosquitto with an ACL that denies one sensor's events topic; the
+    gateway speaks MQTT 5, so the denied QoS 1 publish comes back as a
+    PUBACK with reason 0x87 (not authorized). The refused event is retried
+    with backoff (1, 2, 4, 8 s), given up at the 5th refusal and published
+    on <p>/deadletter as `publish_refused`; the other sensor's events, held
+    behind it meanwhile (delivery is in seq order), then all arrive, and the
+    gateway keeps running. Takes ~15 s: the backoff is the product's."""
+    broker = mosquitto_factory()
+    cfg = make_config(
+        sensors=[sequence_sensor("good.one", interval="100ms"),
+                 # One reading, at start: the one event that is refused.
+                 sequence_sensor("bad.one", values=[7], interval="1h")],
+        mqtt={"uri": f"tcp://127.0.0.1:{broker.port}", "version": 5},
+        extra={"metrics": {"interval": "1s"}})
+    denied = cfg.topic("events", "bad.one")
+    acl = broker.file("acl", f"topic deny {denied}\ntopic readwrite #\n")
+    # Mosquitto 2.0.11 ends a handled-but-refused publish with "quota
+    # exceeded" whenever the client's outgoing packet count is at least
+    # max_queued_messages -- always, with the 0 (no limit) of conftest's
+    # brokers -- and then drops the connection right after its PUBACK 0x87.
+    # A finite limit keeps the refusal a plain PUBACK, as it is by default.
+    broker.extra += [f"acl_file {acl}", "max_queued_messages 1000"]
+    broker.start()
+    sub = Subscriber(broker.port, [f"{cfg.base}/events/#", cfg.topic("deadletter"),
+                                   cfg.topic("metrics")])
+    gw = start_gateway(cfg)
+    t0 = time.monotonic()
+    letters = sub.wait_for(
+        lambda ms: [m.json() for m in ms if m.topic == cfg.topic("deadletter")],
+        timeout=40, what="a publish_refused dead letter")
+    took = time.monotonic() - t0
+    letter = letters[0]
+    assert letter["type"] == "deadletter" and letter["reason"] == "publish_refused", letter
+    assert letter["source"] == "mqtt", letter
+    m = re.match(rf"event {re.escape(cfg.gateway_id)}:(\d+) to {re.escape(denied)} refused 5 "
+                 r"times: reason 135 \(Not authorized\)", letter["detail"])
+    assert m, letter["detail"]
+    refused = int(m.group(1))
+
+    log = gw.log()
+    retries = re.findall(rf"publish of event seq {refused} to {re.escape(denied)} failed: .*"
+                         r"reason 135 .*; retrying in (\S+)", log)
+    assert len(retries) == 4, retries
+    assert f"broker refused event seq {refused} on {denied} 5 times" in log
+    # The broker's side of it: the publish was denied by its ACL.
+    assert f"Denied PUBLISH from tidegate-{cfg.gateway_id} " in broker.log()
+
+    # The other sensor's events flow again: every seq up to well past the
+    # refused one arrives, except the refused event itself (its dead letter
+    # is on <p>/deadletter).
+    good = cfg.topic("events", "good.one")
+
+    def caught_up(ms):
+        seqs = {m.json()["seq"] for m in ms if m.topic == good}
+        seqs |= {m.json()["seq"] for m in ms if m.topic == cfg.topic("deadletter")}
+        return seqs if seqs and max(seqs) > letter["seq"] + 20 else None
+
+    seqs = sub.wait_for(caught_up, timeout=15, what="good events after the dead letter")
+    assert refused not in seqs
+    assert sorted(seqs | {refused}) == list(range(1, max(seqs) + 1))
+    assert not [m for m in sub.snapshot() if m.topic == denied]
+    metrics = sub.wait_for(
+        lambda ms: [m.json() for m in ms if m.topic == cfg.topic("metrics")
+                    and m.json()["deadletter"] >= 1],
+        timeout=5, what="metrics counting the dead letter")
+    assert metrics[-1]["deadletter"] == 1
+    print(f"refused seq {refused}; dead letter after {took:.1f} s; retries in {retries}; "
+          f"{len(seqs)} seqs delivered")
+    assert gw.running()
+    assert gw.terminate() == 0
