@@ -206,6 +206,7 @@ void MqttLink::on_connected() {
     backoff_ = std::chrono::milliseconds(1000);
     failures_in_row_ = 0;
     log_info("mqtt", "connected to " + cfg_.uri + " as " + cfg_.client_id);
+    poison_.on_connected();
     if (!birth_.empty()) {
         // The birth goes first: subscribers see the gateway online before its backlog.
         pending_.push_front(Entry{next_id_++, OutMessage{status_topic_, birth_, 1, true}});
@@ -251,8 +252,18 @@ void MqttLink::on_connection_lost(const std::string& why, MonoTime now) {
     connected_ = false;
     ++stats_.reconnects;
     log_warn("mqtt", "connection to " + cfg_.uri + " lost: " + why);
+    const auto poison = poison_.on_connection_lost(now);
     requeue_inflight();
     forget_records();
+    if (poison) {
+        give_up(poison->seq, poison->topic,
+                "the broker closed the connection right after it was sent, each time: " + why);
+    } else if (poison_.strikes() > 0) {
+        log_warn("mqtt", "the connection was lost right after event seq " +
+                             std::to_string(poison_.suspect()) + " was sent alone (" +
+                             std::to_string(poison_.strikes()) + " of " +
+                             std::to_string(kMaxAttempts) + " times before it counts as refused)");
+    }
     schedule_reconnect(now);
 }
 
@@ -283,6 +294,7 @@ void MqttLink::on_delivered(std::uintptr_t id) {
         if (rem != record_remaining_.end() && --rem->second == 0) {
             record_remaining_.erase(rem);
             if (seq == refused_seq_) refused_attempts_ = 0;
+            poison_.on_record_settled(seq);
             outbox_->ack(seq);
         }
         pump();
@@ -303,18 +315,8 @@ void MqttLink::record_failed(std::uint64_t seq, const std::string& topic, const 
     }
     ++refused_attempts_;
     if (refused_attempts_ >= kMaxAttempts) {
-        // Given up: reported (dead letter) and acked so later events flow.
-        log_warn("mqtt", "broker refused event seq " + std::to_string(seq) + " on " + topic + " " +
-                             std::to_string(refused_attempts_) + " times (" + why +
-                             "); giving up on it");
-        ++stats_.refused;
-        for (auto it = record_tokens_.begin(); it != record_tokens_.end();) {
-            it = it->second.seq == seq ? record_tokens_.erase(it) : std::next(it);
-        }
-        record_remaining_.erase(seq);
-        outbox_->ack(seq);
         refused_attempts_ = 0;
-        if (on_refused_) on_refused_(seq, topic, why);
+        give_up(seq, topic, why);
         pump();
         return;
     }
@@ -325,6 +327,20 @@ void MqttLink::record_failed(std::uint64_t seq, const std::string& topic, const 
     record_tokens_.clear();
     record_remaining_.clear();
     retry_at_ = now + delay;
+}
+
+void MqttLink::give_up(std::uint64_t seq, const std::string& topic, const std::string& why) {
+    // Reported (dead letter) and acked so later events flow.
+    log_warn("mqtt", "broker refused event seq " + std::to_string(seq) + " on " + topic + " " +
+                         std::to_string(kMaxAttempts) + " times (" + why + "); giving up on it");
+    ++stats_.refused;
+    for (auto it = record_tokens_.begin(); it != record_tokens_.end();) {
+        it = it->second.seq == seq ? record_tokens_.erase(it) : std::next(it);
+    }
+    record_remaining_.erase(seq);
+    poison_.on_record_settled(seq);
+    outbox_->ack(seq);
+    if (on_refused_) on_refused_(seq, topic, why);
 }
 
 void MqttLink::on_delivery_failed(std::uintptr_t id, const std::string& why, bool refused,
@@ -424,14 +440,21 @@ void MqttLink::pump() {
             pending_.push_front(std::move(back));
             return;
         }
+        poison_.on_other_sent();
     }
     if (!outbox_ || draining_ || retry_at_) return;
+    // After a loss with events in flight, those go one at a time, each sent
+    // once everything before it was acknowledged (poison_detector.h).
+    const bool probing = poison_.probing(outbox_->cursor());
+    if (probing && !inflight_.empty()) return;
+    const std::size_t window = probing ? 1 : max_inflight_;
     outbox::Record rec;
-    while (connected_ && outbox_->in_flight() < max_inflight_ && outbox_->next_unsent(rec)) {
+    while (connected_ && outbox_->in_flight() < window && outbox_->next_unsent(rec)) {
         if (rec.destinations.empty()) {
             outbox_->ack(rec.seq);
             continue;
         }
+        const bool alone = inflight_.empty() && outbox_->in_flight() == 1;
         record_remaining_[rec.seq] = rec.destinations.size();
         for (const outbox::Destination& d : rec.destinations) {
             const std::uint64_t id = next_id_++;
@@ -442,6 +465,8 @@ void MqttLink::pump() {
                 return;
             }
         }
+        poison_.on_record_sent(rec.seq, rec.destinations.front().topic, alone,
+                               std::chrono::steady_clock::now());
     }
 }
 

@@ -249,3 +249,62 @@ def test_mqtt5_acl_refusal_is_retried_then_dead_lettered_and_the_rest_flows(
           f"{len(seqs)} seqs delivered")
     assert gw.running()
     assert gw.terminate() == 0
+
+
+def test_mqtt311_broker_closing_the_connection_on_an_event_dead_letters_it(
+        mosquitto_factory, make_config, start_gateway):
+    """MQTT 3.1.1 cannot refuse a publish with a code; a broker that refuses
+    one closes the connection instead (RabbitMQ on an ACL denial). Mosquitto
+    does the same for a packet over its max_packet_size, which makes one
+    event the broker closes the connection on, every time it is sent. The
+    gateway tells this from an outage: after the first loss it sends the
+    events that were in flight one at a time; the connection dying right
+    after the same event was sent alone, 5 times in a row, makes it refused:
+    dead-lettered as publish_refused, and the other sensor's events flow."""
+    broker = mosquitto_factory(extra=["max_packet_size 1024"])
+    broker.start()
+    cfg = make_config(
+        sensors=[sequence_sensor("good.one", interval="100ms"),
+                 # One reading, at start, with an envelope over 1 KiB.
+                 sequence_sensor("big.one", values=[7], interval="1h", unit="x" * 1500)],
+        mqtt={"uri": f"tcp://127.0.0.1:{broker.port}", "version": "3.1.1"},
+        extra={"metrics": {"interval": "1s"}})
+    sub = Subscriber(broker.port, [f"{cfg.base}/events/#", cfg.topic("deadletter"),
+                                   cfg.topic("metrics")])
+    gw = start_gateway(cfg)
+    t0 = time.monotonic()
+    letters = sub.wait_for(
+        lambda ms: [m.json() for m in ms if m.topic == cfg.topic("deadletter")],
+        timeout=30, what="a publish_refused dead letter")
+    took = time.monotonic() - t0
+    letter = letters[0]
+    big = cfg.topic("events", "big.one")
+    assert letter["reason"] == "publish_refused" and letter["source"] == "mqtt", letter
+    m = re.match(rf"event {re.escape(cfg.gateway_id)}:(\d+) to {re.escape(big)} refused 5 "
+                 r"times: the broker closed the connection right after it was sent, each time",
+                 letter["detail"])
+    assert m, letter["detail"]
+    refused = int(m.group(1))
+    log = gw.log()
+    strikes = re.findall(rf"lost right after event seq {refused} was sent alone \((\d) of 5",
+                         log)
+    assert strikes == ["1", "2", "3", "4"], strikes
+    assert broker.log().count("disconnected due to oversize packet") >= 5
+
+    good = cfg.topic("events", "good.one")
+
+    def caught_up(ms):
+        seqs = {m.json()["seq"] for m in ms if m.topic in (good, cfg.topic("deadletter"))}
+        return seqs if seqs and max(seqs) > letter["seq"] + 20 else None
+
+    seqs = sub.wait_for(caught_up, timeout=15, what="good events after the dead letter")
+    assert refused not in seqs
+    assert sorted(seqs | {refused}) == list(range(1, max(seqs) + 1))
+    metrics = sub.wait_for(
+        lambda ms: [m.json() for m in ms if m.topic == cfg.topic("metrics")
+                    and m.json()["deadletter"] >= 1],
+        timeout=5, what="metrics counting the dead letter")
+    print(f"refused seq {refused}; dead letter after {took:.1f} s; "
+          f"reconnects {metrics[-1]['reconnects']}; {len(seqs)} seqs delivered")
+    assert gw.running()
+    assert gw.terminate() == 0
