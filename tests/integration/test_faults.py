@@ -308,3 +308,43 @@ def test_mqtt311_broker_closing_the_connection_on_an_event_dead_letters_it(
           f"reconnects {metrics[-1]['reconnects']}; {len(seqs)} seqs delivered")
     assert gw.running()
     assert gw.terminate() == 0
+
+
+def test_a_flapping_network_dead_letters_nothing(mosquitto_factory, make_config,
+                                                  start_gateway):
+    """The other side of the previous test: connections lost again and again
+    while ~100 events/s stream (cuts at seeded random moments) are an outage,
+    not a refusal. A cut may come right after an event was sent alone (a
+    strike), but the event goes through on the next connection, so strikes
+    never add up. Every seq arrives and nothing is dead-lettered."""
+    import random
+
+    rng = random.Random(4)
+    broker = mosquitto_factory().start()
+    proxy = CuttableProxy(broker.port)
+    try:
+        cfg = make_config(sensors=[sequence_sensor(interval="10ms")],
+                          mqtt={"uri": f"tcp://127.0.0.1:{proxy.port}", "keepalive": "1s"})
+        sub = Subscriber(broker.port, [f"{cfg.base}/events/#", cfg.topic("deadletter")])
+        gw = start_gateway(cfg)
+        sub.wait_for(lambda ms: len(seqs_of(ms)) >= 50, timeout=10, what="50 events")
+        cuts = 6
+        for i in range(cuts):
+            # Up long enough to reconnect (the backoff after a loss is ~1 s).
+            gw.wait_for_log(r"connected to .*", count=i + 1, timeout=30)
+            time.sleep(rng.uniform(0.0, 1.5))
+            proxy.cut()
+            time.sleep(rng.uniform(0.1, 1.0))
+            proxy.restore()
+        gw.wait_for_log(r"connected to .*", count=cuts + 1, timeout=30)
+        last = gw.wait_until(lambda: (s := seqs_of(sub.snapshot())) and max(s), what="events")
+        sub.wait_for(lambda ms: (s := seqs_of(ms)) and min(s) == 1 and max(s) > last + 100
+                     and contiguous(s), timeout=30, what="every seq across the cuts")
+        assert not sub.snapshot(topic=cfg.topic("deadletter"))
+        assert "giving up" not in gw.log()
+        strikes = len(re.findall(r"was sent alone \(\d of 5", gw.log()))
+        print(f"{cuts} cuts, {gw.log().count('lost: ')} connection losses, "
+              f"{strikes} strike(s), {len(set(seqs_of(sub.snapshot())))} seqs")
+        assert gw.terminate() == 0
+    finally:
+        proxy.close()
