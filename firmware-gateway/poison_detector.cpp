@@ -12,7 +12,8 @@ void PoisonDetector::on_connected() {
 
 void PoisonDetector::on_record_sent(std::uint64_t seq, const std::string& topic, bool alone,
                                     MonoTime now) {
-    in_flight_[seq] = Sent{now, ++order_, alone, topic};
+    // Only an event sent alone can be blamed: only its topic is kept.
+    in_flight_[seq] = Sent{now, ++order_, alone, alone ? topic : std::string()};
 }
 
 void PoisonDetector::on_other_sent() {
