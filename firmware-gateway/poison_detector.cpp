@@ -31,9 +31,11 @@ void PoisonDetector::on_record_settled(std::uint64_t seq) {
 std::optional<PoisonDetector::Verdict> PoisonDetector::on_connection_lost(MonoTime now) {
     std::optional<Verdict> verdict;
     if (in_flight_.empty()) {
-        // Lost with no event in flight: not an event's doing.
-        suspect_ = 0;
-        strikes_ = 0;
+        // No event of ours in flight: this loss says nothing about the
+        // suspect, which was not sent again (it may come from before the
+        // probe: Paho can still write a publish queued on the previous
+        // connection, e.g. the suspect's second destination, first thing
+        // on the new one).
     } else {
         probe_until_ = std::max(probe_until_, in_flight_.rbegin()->first);
         const auto& [seq, sent] = *in_flight_.begin();

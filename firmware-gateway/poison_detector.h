@@ -10,8 +10,9 @@
 // (nothing else unacknowledged in flight: every message sent before it was
 // accepted), nothing was sent after it, and the loss came at most `quick`
 // after it was sent: a strike. `strikes` strikes in a row on the same event
-// (no ack of it in between, no other kind of loss in between) and it is
-// refused. To get there, after a connection is lost while events were in
+// (no ack of it in between, and no loss in between that points elsewhere or
+// nowhere clearly; a loss with no event in flight at all is neutral) and it
+// is refused. To get there, after a connection is lost while events were in
 // flight the link probes: it sends the events that were in flight then one
 // at a time, each only once everything sent before it (the birth, metrics,
 // the previous event) has been acknowledged.

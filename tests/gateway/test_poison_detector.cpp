@@ -65,11 +65,15 @@ TEST_CASE("strikes count on one event in a row", "[mqtt][poison]") {
     CHECK(d.suspect() == 8);
     CHECK(d.strikes() == 1);
 
-    // A loss with nothing in flight is not an event's doing: the run ends.
+    // A loss with no event in flight says nothing about the suspect (it was
+    // not sent again): the run goes on.
     d.on_connected();
+    d.on_other_sent();
     CHECK_FALSE(d.on_connection_lost(now));
-    CHECK(d.strikes() == 0);
-    CHECK(d.suspect() == 0);
+    CHECK(d.suspect() == 8);
+    CHECK(d.strikes() == 1);
+    refused_once(d, 8, now);
+    CHECK(refused_once(d, 8, now));
 }
 
 TEST_CASE("a loss with a window in flight is no strike but starts probing", "[mqtt][poison]") {

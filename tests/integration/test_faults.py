@@ -288,7 +288,10 @@ def test_mqtt311_broker_closing_the_connection_on_an_event_dead_letters_it(
     log = gw.log()
     strikes = re.findall(rf"lost right after event seq {refused} was sent alone \((\d) of 5",
                          log)
-    assert strikes == ["1", "2", "3", "4"], strikes
+    # The last run of strikes led to the verdict (a metrics message sent
+    # right after the event would have made a loss ambiguous and restarted
+    # the count: possible, rare).
+    assert strikes[-4:] == ["1", "2", "3", "4"], strikes
     assert broker.log().count("disconnected due to oversize packet") >= 5
 
     good = cfg.topic("events", "good.one")
