@@ -15,6 +15,14 @@ constexpr std::chrono::milliseconds kBackoffMax{30'000};
 
 std::string describe(const mqtt::token& tok) {
     const int rc = tok.get_return_code();
+    const auto reason = tok.get_reason_code();
+    // 255 is Paho's "no MQTT 5 reason" marker.
+    const bool has_reason = reason != mqtt::SUCCESS && static_cast<int>(reason) != 255;
+    // An MQTT 5 refusal (PUBACK >= 0x80) arrives with rc 0: the reason is all there is.
+    if (rc == 0 && has_reason) {
+        return "reason " + std::to_string(static_cast<int>(reason)) + " (" +
+               mqtt::exception::reason_code_str(reason) + ")";
+    }
     std::string s;
     switch (rc) {
         // MQTT 3.1.1 CONNACK return codes, as Paho passes them through.
@@ -41,9 +49,7 @@ std::string describe(const mqtt::token& tok) {
             break;
     }
     s += " (rc " + std::to_string(rc) + ")";
-    const auto reason = tok.get_reason_code();
-    // 255 is Paho's "no MQTT 5 reason" marker.
-    if (reason != mqtt::SUCCESS && static_cast<int>(reason) != 255) {
+    if (has_reason) {
         s += ", reason " + std::to_string(static_cast<int>(reason)) + " (" +
              mqtt::exception::reason_code_str(reason) + ")";
     }
@@ -103,6 +109,12 @@ MqttLink::MqttLink(const MqttConfig& cfg, EventQueue& queue, std::string status_
     // No Paho persistence and no Paho offline buffer: this class keeps the
     // queue, and the durable outbox is the source of truth.
     copts.set_send_while_disconnected(false);
+    // Paho counts publishes queued for its send thread against this bound
+    // even while connected (default 100). A reconnect with a backlog hands it
+    // a whole window at once (up to 4 destinations per record plus the
+    // memory queue); refused publishes would rewind the window and send it
+    // all again. The in-flight window is what bounds us, not this.
+    copts.set_max_buffered_messages(65535);
     client_ = std::make_unique<mqtt::async_client>(cfg_.uri, cfg_.client_id, copts, nullptr);
     publish_listener_ = std::make_unique<PublishListener>(queue_);
     connect_listener_ = std::make_unique<ConnectListener>(queue_);
@@ -194,6 +206,7 @@ void MqttLink::on_connected() {
     backoff_ = std::chrono::milliseconds(1000);
     failures_in_row_ = 0;
     log_info("mqtt", "connected to " + cfg_.uri + " as " + cfg_.client_id);
+    poison_.on_connected();
     if (!birth_.empty()) {
         // The birth goes first: subscribers see the gateway online before its backlog.
         pending_.push_front(Entry{next_id_++, OutMessage{status_topic_, birth_, 1, true}});
@@ -244,8 +257,18 @@ void MqttLink::on_connection_lost(const std::string& why, MonoTime now) {
     connected_ = false;
     ++stats_.reconnects;
     log_warn("mqtt", "connection to " + cfg_.uri + " lost: " + why);
+    const auto poison = poison_.on_connection_lost(now);
     requeue_inflight();
     forget_records();
+    if (poison) {
+        give_up(poison->seq, poison->topic,
+                "the broker closed the connection right after it was sent, each time: " + why);
+    } else if (poison_.strikes() > 0) {
+        log_warn("mqtt", "the connection was lost right after event seq " +
+                             std::to_string(poison_.suspect()) + " was sent alone (" +
+                             std::to_string(poison_.strikes()) + " of " +
+                             std::to_string(kMaxAttempts) + " times before it counts as refused)");
+    }
     schedule_reconnect(now);
 }
 
@@ -276,6 +299,7 @@ void MqttLink::on_delivered(std::uintptr_t id) {
         if (rem != record_remaining_.end() && --rem->second == 0) {
             record_remaining_.erase(rem);
             if (seq == refused_seq_) refused_attempts_ = 0;
+            poison_.on_record_settled(seq);
             outbox_->ack(seq);
         }
         pump();
@@ -296,18 +320,8 @@ void MqttLink::record_failed(std::uint64_t seq, const std::string& topic, const 
     }
     ++refused_attempts_;
     if (refused_attempts_ >= kMaxAttempts) {
-        // Given up: reported (dead letter) and acked so later events flow.
-        log_warn("mqtt", "broker refused event seq " + std::to_string(seq) + " on " + topic + " " +
-                             std::to_string(refused_attempts_) + " times (" + why +
-                             "); giving up on it");
-        ++stats_.refused;
-        for (auto it = record_tokens_.begin(); it != record_tokens_.end();) {
-            it = it->second.seq == seq ? record_tokens_.erase(it) : std::next(it);
-        }
-        record_remaining_.erase(seq);
-        outbox_->ack(seq);
         refused_attempts_ = 0;
-        if (on_refused_) on_refused_(seq, topic, why);
+        give_up(seq, topic, why);
         pump();
         return;
     }
@@ -318,6 +332,20 @@ void MqttLink::record_failed(std::uint64_t seq, const std::string& topic, const 
     record_tokens_.clear();
     record_remaining_.clear();
     retry_at_ = now + delay;
+}
+
+void MqttLink::give_up(std::uint64_t seq, const std::string& topic, const std::string& why) {
+    // Reported (dead letter) and acked so later events flow.
+    log_warn("mqtt", "broker refused event seq " + std::to_string(seq) + " on " + topic + " " +
+                         std::to_string(kMaxAttempts) + " times (" + why + "); giving up on it");
+    ++stats_.refused;
+    for (auto it = record_tokens_.begin(); it != record_tokens_.end();) {
+        it = it->second.seq == seq ? record_tokens_.erase(it) : std::next(it);
+    }
+    record_remaining_.erase(seq);
+    poison_.on_record_settled(seq);
+    outbox_->ack(seq);
+    if (on_refused_) on_refused_(seq, topic, why);
 }
 
 void MqttLink::on_delivery_failed(std::uintptr_t id, const std::string& why, bool refused,
@@ -417,14 +445,21 @@ void MqttLink::pump() {
             pending_.push_front(std::move(back));
             return;
         }
+        poison_.on_other_sent();
     }
     if (!outbox_ || draining_ || retry_at_) return;
+    // After a loss with events in flight, those go one at a time, each sent
+    // once everything before it was acknowledged (poison_detector.h).
+    const bool probing = poison_.probing(outbox_->cursor());
+    if (probing && !inflight_.empty()) return;
+    const std::size_t window = probing ? 1 : max_inflight_;
     outbox::Record rec;
-    while (connected_ && outbox_->in_flight() < max_inflight_ && outbox_->next_unsent(rec)) {
+    while (connected_ && outbox_->in_flight() < window && outbox_->next_unsent(rec)) {
         if (rec.destinations.empty()) {
             outbox_->ack(rec.seq);
             continue;
         }
+        const bool alone = inflight_.empty() && outbox_->in_flight() == 1;
         record_remaining_[rec.seq] = rec.destinations.size();
         for (const outbox::Destination& d : rec.destinations) {
             const std::uint64_t id = next_id_++;
@@ -435,6 +470,8 @@ void MqttLink::pump() {
                 return;
             }
         }
+        poison_.on_record_sent(rec.seq, rec.destinations.front().topic, alone,
+                               std::chrono::steady_clock::now());
     }
 }
 

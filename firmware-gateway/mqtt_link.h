@@ -28,6 +28,7 @@
 #include "core/clock.h"
 #include "event_queue.h"
 #include "outbox.h"
+#include "poison_detector.h"
 
 namespace mqtt {
 class async_client;
@@ -52,8 +53,10 @@ class MqttLink {
         std::uint64_t reconnects = 0;
         std::uint64_t refused = 0;  // events given up after the broker refused them
     };
-    // An event the broker kept refusing (e.g. an ACL denial): given up after
-    // kMaxAttempts, so it does not hold the outbox back forever.
+    // An event the broker kept refusing: given up after kMaxAttempts, so it
+    // does not hold the outbox back forever. A refusal is an MQTT 5 reason
+    // code (e.g. 0x87 for an ACL denial), or under MQTT 3.1.1 the broker
+    // closing the connection right after the event (poison_detector.h).
     using RefusedFn =
         std::function<void(std::uint64_t seq, const std::string& topic, const std::string& why)>;
     static constexpr int kMaxAttempts = 5;
@@ -117,6 +120,7 @@ class MqttLink {
     void forget_records();
     void record_failed(std::uint64_t seq, const std::string& topic, const std::string& why,
                        MonoTime now);
+    void give_up(std::uint64_t seq, const std::string& topic, const std::string& why);
     void send_subscribe(const std::string& filter, int qos);
     void requeue_inflight();
     void enforce_bound();
@@ -161,6 +165,8 @@ class MqttLink {
     std::uint64_t refused_seq_ = 0;
     int refused_attempts_ = 0;
     std::optional<MonoTime> retry_at_;
+    // Events the broker refuses by closing the connection (MQTT 3.1.1).
+    PoisonDetector poison_{kMaxAttempts};
 
     std::vector<std::pair<std::string, int>> subscriptions_;
 };

@@ -1,8 +1,11 @@
 """Shared pieces of the fault tests: a loopback TCP proxy that can cut the
-network, and checks on the seqs a subscriber received."""
+network, a broker that can be SIGKILLed and restarted, a subscriber with a
+persistent session, and checks on the seqs a subscriber received."""
 
 import socket
 import threading
+import time
+import uuid
 
 from conftest import free_port
 
@@ -89,3 +92,94 @@ class CuttableProxy:
         self.stopped = True
         self.cut()
         self.server.close()
+
+
+def kill_broker(broker):
+    """SIGKILLs a Mosquitto of conftest's mosquitto_factory (no clean
+    shutdown, so no final save of its persistence file) and waits for it to
+    be gone. Its folder stays, for restart_broker."""
+    broker.proc.kill()
+    broker.proc.wait(10)
+    broker._log.close()
+
+
+def restart_broker(broker, timeout=10.0):
+    """Starts a killed broker again with the same config, port and folder
+    (hence the same persistence file); its earlier log is kept beside it."""
+    old = broker.log_path.with_suffix(".log.1")
+    if broker.log_path.exists():
+        broker.log_path.replace(old)
+    broker.start(timeout)
+    return broker
+
+
+class SessionSubscriber:
+    """A QoS 1 subscriber with a persistent session: a fixed client id and
+    clean_session False, so a broker that keeps its sessions (persistence)
+    queues what arrives while this client is away and sends it on reconnect.
+    Reconnects by itself every second while the broker is down."""
+
+    def __init__(self, port, topics, client_id=None, timeout=10.0):
+        import paho.mqtt.client as mqtt
+
+        from conftest import Message
+
+        self._message = Message
+        self.messages = []
+        self.connects = 0
+        self.cond = threading.Condition()
+        self.topics = [topics] if isinstance(topics, str) else list(topics)
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(client_id=client_id or f"it-session-{uuid.uuid4().hex[:10]}",
+                                  protocol=mqtt.MQTTv311, clean_session=False)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=1)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port, keepalive=5)
+        self.client.loop_start()
+        if not self.subscribed.wait(timeout):
+            self.client.loop_stop()
+            raise AssertionError(f"session subscriber on port {port} not subscribed")
+
+    def pause(self):
+        """Stops the network loop: the client stays away until resume()."""
+        self.client.loop_stop()
+
+    def resume(self):
+        self.client.reconnect()
+        self.client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, rc):
+        if rc == 0:
+            with self.cond:
+                self.connects += 1
+            # Harmless on a session the broker kept; needed on one it lost.
+            client.subscribe([(t, 1) for t in self.topics])
+
+    def _on_message(self, client, userdata, msg):
+        with self.cond:
+            self.messages.append(self._message(msg.topic, bytes(msg.payload), bool(msg.retain),
+                                               msg.qos))
+            self.cond.notify_all()
+
+    def snapshot(self):
+        with self.cond:
+            return list(self.messages)
+
+    def wait_for(self, predicate, timeout=10.0, what="messages"):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                result = predicate(list(self.messages))
+                if result:
+                    return result
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}; "
+                                         f"{len(self.messages)} message(s) so far")
+                self.cond.wait(min(left, 0.2))
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -96,33 +96,6 @@ def test_torn_tail_is_cut_out_and_the_intact_records_delivered(mosquitto_factory
     assert second.terminate() == 0
 
 
-def test_outbox_bound_drops_oldest_counted_and_dead_lettered(mosquitto_factory, make_config,
-                                                             start_gateway):
-    broker = mosquitto_factory()
-    cfg = make_config(sensors=[sequence_sensor(interval="2ms")],
-                      mqtt={"uri": f"tcp://127.0.0.1:{broker.port}"},
-                      extra={"outbox": {"max_bytes": "32KiB"}, "metrics": {"interval": "1s"}})
-    gw = start_gateway(cfg)
-    gw.wait_for_log(r"undelivered event\(s\) dropped", timeout=20)
-    broker.start()
-    sub = Subscriber(broker.port, f"{cfg.base}/#")
-    dead = sub.wait_for(
-        lambda ms: [m.json() for m in ms if m.topic == cfg.topic("deadletter")
-                    and m.json()["reason"] == "outbox_full"],
-        timeout=20, what="an outbox_full dead letter")
-    letter = dead[0]
-    assert letter["type"] == "deadletter" and letter["source"] == "outbox"
-    assert "dropped" in letter["detail"]
-    metrics = sub.wait_for(
-        lambda ms: [m.json() for m in ms if m.topic == cfg.topic("metrics")
-                    and m.json()["dropped"] > 0],
-        timeout=15, what="metrics with dropped > 0")
-    assert metrics[0]["dropped"] > 0
-    events = seqs_of(sub.snapshot())
-    assert events and min(events) > 1, "the oldest events were the ones dropped"
-    assert gw.terminate() == 0
-
-
 def test_clean_shutdown_while_offline_keeps_events_for_the_next_start(
         mosquitto_factory, make_config, start_gateway):
     broker = mosquitto_factory()
