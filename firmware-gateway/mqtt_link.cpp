@@ -103,6 +103,12 @@ MqttLink::MqttLink(const MqttConfig& cfg, EventQueue& queue, std::string status_
     // No Paho persistence and no Paho offline buffer: this class keeps the
     // queue, and the durable outbox is the source of truth.
     copts.set_send_while_disconnected(false);
+    // Paho counts publishes queued for its send thread against this bound
+    // even while connected (default 100). A reconnect with a backlog hands it
+    // a whole window at once (up to 4 destinations per record plus the
+    // memory queue); refused publishes would rewind the window and send it
+    // all again. The in-flight window is what bounds us, not this.
+    copts.set_max_buffered_messages(65535);
     client_ = std::make_unique<mqtt::async_client>(cfg_.uri, cfg_.client_id, copts, nullptr);
     publish_listener_ = std::make_unique<PublishListener>(queue_);
     connect_listener_ = std::make_unique<ConnectListener>(queue_);
