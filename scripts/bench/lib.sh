@@ -6,7 +6,7 @@
 REPO="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)"
 cd "$REPO"
 PY=/usr/bin/python3
-BIN="$REPO/build/firmware-gateway/tidegate"
+BIN="${TIDEGATE_BIN:-$REPO/build/firmware-gateway/tidegate}"
 
 log() { printf '==> %s\n' "$*" >&2; }
 now() { date +%s.%N; }
@@ -52,6 +52,8 @@ install_missing g++ cmake make pkg-config libpaho-mqttpp-dev libpaho-mqtt-dev li
 
 # --- release build if needed (incremental: a no-op when up to date) ----------
 build_tidegate() {
+    # TIDEGATE_BIN=PATH measures that binary instead (e.g. an older build).
+    [[ -n "${TIDEGATE_BIN:-}" ]] && return 0
     if [[ ! -f build/CMakeCache.txt ]]; then
         log "configuring the release build (build/)"
         cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
