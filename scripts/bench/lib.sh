@@ -7,6 +7,10 @@ REPO="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)"
 cd "$REPO"
 PY=/usr/bin/python3
 BIN="${TIDEGATE_BIN:-$REPO/build/firmware-gateway/tidegate}"
+# BENCH_CPUS=LIST runs the gateways under `taskset -c LIST` (e.g. 1): see
+# scripts/bench/drain for why one CPU can be faster than two.
+GW_PREFIX=()
+[[ -n "${BENCH_CPUS:-}" ]] && GW_PREFIX=(taskset -c "$BENCH_CPUS")
 
 log() { printf '==> %s\n' "$*" >&2; }
 now() { date +%s.%N; }
@@ -48,7 +52,7 @@ install_missing() {
 }
 install_missing g++ cmake make pkg-config libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev \
     nlohmann-json3-dev libyaml-cpp-dev catch2 mosquitto mosquitto-clients python3 procps \
-    binutils strace
+    binutils strace util-linux
 
 # --- release build if needed (incremental: a no-op when up to date) ----------
 build_tidegate() {
