@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "config.h"
+#include "layout1_fixture.h"
 #include "outbox.h"
 
 using namespace tg;
@@ -453,6 +454,28 @@ TEST_CASE("a backlog sends each read-model topic only with its newest record", "
     o.open();
     CHECK(send_all(o) ==
           Sent{{9, {ev + "c"}}, {10, {ev + "c", st + "c"}}, {11, {ev + "d", st + "d"}}});
+}
+
+TEST_CASE("an outbox written by tidegate 0.1.0 is delivered after the upgrade", "[outbox]") {
+    TempDir d;
+    fs::create_directories(d.path + "/outbox");
+    spit(d.path + "/outbox/00000000000000000041.seg", outbox::fixture::layout1_log());
+    Outbox o(options(d.path));
+    o.open();
+    CHECK(o.stats().corrupt_records == 0);
+    CHECK(o.stats().depth == 3);
+    // Layout 1 knows no latest-only flag: every destination is sent.
+    CHECK(send_all(o) ==
+          std::map<std::uint64_t, std::vector<std::string>>{
+              {41, {"tidegate/gw/events/greenhouse/temp", "tidegate/gw/state/greenhouse/temp"}},
+              {42, {"tidegate/gw/events/greenhouse/temp", "tidegate/gw/state/greenhouse/temp"}},
+              {43, {"tidegate/gw/deadletter"}}});
+    // New records follow in layout 2; replay reads both.
+    const std::uint64_t next = o.next_seq();
+    REQUIRE(o.append(reading(next, "greenhouse/temp")).stored);
+    std::vector<std::uint64_t> replayed;
+    read_log(d.path, [&](const Record& r) { replayed.push_back(r.seq); });
+    CHECK(replayed == std::vector<std::uint64_t>{41, 42, 43, next});
 }
 
 TEST_CASE("delivered segments are deleted; QoS 0 records go when sent", "[outbox]") {
