@@ -242,7 +242,6 @@ void Outbox::open() {
         spans.push_back(std::move(sp));
     }
 
-    last_stored_seq_ = after;
     // The next seq from the log: after its last record, or the name of an
     // empty newest segment (created for exactly that seq).
     std::uint64_t log_next = 0;
@@ -683,7 +682,6 @@ AppendResult Outbox::append(const Record& r) {
     if (a.first_seq == 0) a.first_seq = r.seq;
     a.last_seq = r.seq;
     a.dirty = true;
-    last_stored_seq_ = r.seq;
     note_latest(r);
     stats_.appended += 1;
     res.stored = true;

@@ -344,7 +344,6 @@ class Outbox {
 
     // group commit
     bool dir_dirty_ = false;
-    std::uint64_t last_stored_seq_ = 0;      // of the newest record in the log
     std::optional<MonoTime> pending_since_;  // first seen needing a commit
     bool cursor_unsynced_ = false;           // written to the state file, not fsynced
     std::uint64_t cursor_written_ = 0;       // cursor value last written to the state file
