@@ -353,10 +353,11 @@ void Gateway::publish_reading(Sensor& sensor, const Reading& r) {
 
     std::vector<outbox::Destination> dest;
     if (sc.publish == PublishMode::All || sc.publish == PublishMode::Events) {
-        dest.push_back({s->events_topic, false});
+        dest.push_back({s->events_topic, false, false});
     }
     if (sc.publish == PublishMode::All || sc.publish == PublishMode::State) {
-        dest.push_back({s->state_topic, true});
+        // The read model (SPEC §3): a backlog only needs its newest value.
+        dest.push_back({s->state_topic, true, true});
     }
     const std::uint64_t seq = outbox_.next_seq();
     append_event(

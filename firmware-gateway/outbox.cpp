@@ -211,6 +211,8 @@ void Outbox::open() {
         throw sys_error("cannot allocate", state_path, err);
 
     // Recover every segment, oldest first; each must continue the seq order.
+    // Records the previous run delivered need no read-model index.
+    const std::uint64_t delivered_floor = prev ? prev->cursor : 0;
     std::vector<std::vector<RecordSpan>> spans;
     std::uint64_t after = 0;
     const std::vector<SegmentFile> files = list_segments(dir_, true);
@@ -222,7 +224,7 @@ void Outbox::open() {
         if (s.fd < 0) throw sys_error("cannot open", s.path, errno);
         std::vector<RecordSpan> sp;
         try {
-            recover_segment(s, after, sp);
+            recover_segment(s, after, delivered_floor, sp);
         } catch (...) {
             close_segment(s);
             throw;
@@ -272,6 +274,12 @@ void Outbox::open() {
         next = std::max(log_next, prev->reserved + 1);
     }
     next_seq_ = std::max(next, opts_.min_next_seq);
+    // After a process crash the page cache may still hold what it never
+    // synced: the group commit owes it the same as new records.
+    if (resume_ == Resume::Crash) {
+        for (Segment& s : segs_)
+            s.dirty = true;
+    }
     if (prev) state_ = *prev;
     cursor_seq_ = prev ? std::min(prev->cursor, next_seq_ - 1) : 0;
 
@@ -306,8 +314,7 @@ void Outbox::open() {
 void Outbox::close() {
     if (!open_) return;
     std::vector<DropReport> drops;
-    commit_log(drops);
-    if (!log_dirty_) {
+    if (commit_log(drops, true)) {
         state_.last_seq = next_seq_ - 1;
         if (!write_state(true, true))
             io_failure("cannot record the clean shutdown in " + dir_ + "/state", errno);
@@ -381,7 +388,8 @@ bool Outbox::write_state(bool durable, bool clean) {
     return true;
 }
 
-void Outbox::recover_segment(Segment& s, std::uint64_t after, std::vector<RecordSpan>& spans) {
+void Outbox::recover_segment(Segment& s, std::uint64_t after, std::uint64_t delivered,
+                             std::vector<RecordSpan>& spans) {
     std::string data;
     if (!read_whole(s.fd, data)) throw sys_error("cannot read", s.path, errno);
     outbox::ScanResult res = outbox::scan_records(bytes_of(data), data.size(), after);
@@ -421,6 +429,12 @@ void Outbox::recover_segment(Segment& s, std::uint64_t after, std::vector<Record
     s.records = res.records.size();
     s.first_seq = res.records.empty() ? 0 : res.records.front().seq;
     s.last_seq = res.records.empty() ? 0 : res.records.back().seq;
+    Record rec;
+    for (const RecordSpan& r : res.records) {
+        if (r.seq <= delivered) continue;
+        outbox::decode_record(bytes_of(data) + r.offset, r.size, &rec);
+        note_latest(rec);
+    }
     spans = std::move(res.records);
 }
 
@@ -497,11 +511,11 @@ std::uint64_t Outbox::segment_limit() const {
 }
 
 bool Outbox::create_segment(std::uint64_t base) {
-    // The full segment's data must be durable before it stops being the
-    // one the group commit syncs.
-    if (Segment* a = active(); a && log_dirty_) {
+    // What the group commit protects in the full segment is made durable now,
+    // with the roll.
+    if (Segment* a = active(); a && needs_commit(*a)) {
         if (sync_fd(a->fd))
-            log_dirty_ = false;
+            a->dirty = false;
         else
             io_failure("cannot fsync " + a->path, errno);
     }
@@ -535,6 +549,7 @@ bool Outbox::create_segment(std::uint64_t base) {
 void Outbox::close_segment(Segment& s) {
     if (s.fd >= 0) ::close(s.fd);
     s.fd = -1;
+    if (rbuf_seg_ == s.base) forget_read_ahead();
 }
 
 void Outbox::retire_front() {
@@ -666,8 +681,9 @@ AppendResult Outbox::append(const Record& r) {
     a.records += 1;
     if (a.first_seq == 0) a.first_seq = r.seq;
     a.last_seq = r.seq;
+    a.dirty = true;
+    note_latest(r);
     stats_.appended += 1;
-    log_dirty_ = true;
     res.stored = true;
     if (opts_.sync_always) commit_log(res.drops);
     return res;
@@ -784,19 +800,46 @@ void Outbox::sync_dir() {
     const int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return;
     ::fsync(fd);
+    ++stats_.fsyncs;
     ::close(fd);
 }
 
-bool Outbox::commit_log(std::vector<DropReport>& drops) {
+bool Outbox::needs_commit(const Segment& s) const {
+    // Delivered records are safe at the broker; the journal keeps them too.
+    return s.dirty && (opts_.retain_bytes > 0 || s.last_seq > cursor_seq_);
+}
+
+bool Outbox::needs_commit() const {
+    // Only the newest segments can hold undelivered records.
+    for (auto it = segs_.rbegin(); it != segs_.rend(); ++it) {
+        if (needs_commit(*it)) return true;
+        if (it->last_seq != 0 && it->last_seq <= cursor_seq_ && opts_.retain_bytes == 0) break;
+    }
+    return false;
+}
+
+bool Outbox::commit_log(std::vector<DropReport>& drops, bool all) {
     bool ok = true;
-    if (log_dirty_) {
-        Segment* a = active();
-        if (!a || sync_fd(a->fd)) {
-            log_dirty_ = false;
+    // Full segments first (left unsynced by a roll when all was delivered);
+    // then the active one, which may free disk space on ENOSPC.
+    for (std::size_t i = 0; i + 1 < segs_.size(); ++i) {
+        Segment& s = segs_[i];
+        if (!(all ? s.dirty : needs_commit(s))) continue;
+        if (sync_fd(s.fd)) {
+            s.dirty = false;
+        } else {
+            io_failure("cannot fsync " + s.path, errno);
+            ok = false;
+        }
+    }
+    Segment* a = active();
+    if (a && (all ? a->dirty : needs_commit(*a))) {
+        if (sync_fd(a->fd)) {
+            a->dirty = false;
         } else {
             const int err = errno;
             if (is_space_error(err) && free_disk_space(drops) && (a = active()) && sync_fd(a->fd)) {
-                log_dirty_ = false;
+                a->dirty = false;
             } else {
                 io_failure("cannot fsync " + (a ? a->path : dir_), err);
                 ok = false;  // stays dirty: retried at the next deadline
@@ -826,7 +869,11 @@ std::optional<MonoTime> Outbox::next_sync_deadline() const {
     auto consider = [&](MonoTime t) {
         if (!d || t < *d) d = t;
     };
-    if (log_dirty_ || dir_dirty_) consider(last_log_sync_ + opts_.sync);
+    if (pending_since_) {
+        consider(*pending_since_ + opts_.sync);
+    } else if (needs_commit()) {
+        consider(MonoTime::min());  // sync_if_due starts its interval
+    }
     if (cursor_seq_ != cursor_written_) consider(last_cursor_write_ + opts_.sync);
     if (cursor_unsynced_) consider(last_state_sync_ + opts_.cursor_sync);
     return d;
@@ -835,9 +882,16 @@ std::optional<MonoTime> Outbox::next_sync_deadline() const {
 std::vector<DropReport> Outbox::sync_if_due(MonoTime now) {
     std::vector<DropReport> drops;
     if (!open_) return drops;
-    if ((log_dirty_ || dir_dirty_) && now >= last_log_sync_ + opts_.sync) {
-        commit_log(drops);
-        last_log_sync_ = now;
+    // The interval starts when a record needing the commit is first seen and
+    // ends with the commit, or early when the broker acknowledged it all.
+    if (!needs_commit()) {
+        pending_since_.reset();
+    } else if (!pending_since_) {
+        pending_since_ = now;
+    }
+    if (pending_since_ && now >= *pending_since_ + opts_.sync) {
+        // A failed commit stays pending: tried again one interval later.
+        pending_since_ = commit_log(drops) ? std::nullopt : std::optional<MonoTime>(now);
     }
     if (cursor_seq_ != cursor_written_ && now >= last_cursor_write_ + opts_.sync) {
         // Written without fsync: enough for a process crash, at once.
@@ -860,7 +914,7 @@ std::vector<DropReport> Outbox::sync_if_due(MonoTime now) {
 std::vector<DropReport> Outbox::sync_now() {
     std::vector<DropReport> drops;
     if (!open_) return drops;
-    commit_log(drops);
+    if (commit_log(drops, true)) pending_since_.reset();
     if (cursor_seq_ != cursor_written_ || cursor_unsynced_) {
         if (!write_state(true, false))
             io_failure("cannot write the cursor to " + dir_ + "/state", errno);
@@ -871,22 +925,60 @@ std::vector<DropReport> Outbox::sync_now() {
 // ---------------------------------------------------------------------------
 // delivery
 
+const unsigned char* Outbox::read_window(const Segment& s, std::uint64_t offset, std::size_t len) {
+    if (rbuf_seg_ == s.base && offset >= rbuf_off_ && offset + len <= rbuf_off_ + rbuf_.size())
+        return rbuf_.data() + (offset - rbuf_off_);
+    // Whole records up to the end of what is written: a segment only grows,
+    // so what was read stays valid.
+    constexpr std::size_t kReadAhead = 64u << 10;
+    const auto want = static_cast<std::size_t>(
+        std::max<std::uint64_t>(len, std::min<std::uint64_t>(kReadAhead, s.bytes - offset)));
+    rbuf_.resize(want);
+    rbuf_seg_ = s.base;
+    rbuf_off_ = offset;
+    std::size_t done = 0;
+    while (done < want) {
+        const ssize_t n =
+            ::pread(s.fd, rbuf_.data() + done, want - done, static_cast<off_t>(offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<std::size_t>(n);
+    }
+    rbuf_.resize(done);
+    return done >= len ? rbuf_.data() : nullptr;
+}
+
 bool Outbox::read_at(const Pos& p, Record& out, std::uint64_t& size) {
     Segment* s = find_segment(p.seg);
     if (!s || p.offset + outbox::kHeaderBytes > s->bytes) return false;
-    buf_.resize(outbox::kHeaderBytes);
-    if (::pread(s->fd, buf_.data(), outbox::kHeaderBytes, static_cast<off_t>(p.offset)) !=
-        static_cast<ssize_t>(outbox::kHeaderBytes))
-        return false;
-    const std::size_t n = outbox::framed_size(buf_.data());
+    const unsigned char* h = read_window(*s, p.offset, outbox::kHeaderBytes);
+    if (!h) return false;
+    const std::size_t n = outbox::framed_size(h);
     if (n == 0 || p.offset + n > s->bytes) return false;
-    buf_.resize(n);
-    const std::size_t body = n - outbox::kHeaderBytes;
-    if (::pread(s->fd, buf_.data() + outbox::kHeaderBytes, body,
-                static_cast<off_t>(p.offset + outbox::kHeaderBytes)) != static_cast<ssize_t>(body))
-        return false;
-    size = outbox::decode_record(buf_.data(), n, &out);
-    return size != 0;
+    const unsigned char* rec = read_window(*s, p.offset, n);
+    if (!rec) return false;
+    size = outbox::decode_record(rec, n, &out);
+    if (size == 0) return false;
+    leave_out_superseded(out);
+    return true;
+}
+
+void Outbox::note_latest(const Record& r) {
+    for (const outbox::Destination& d : r.destinations) {
+        if (!d.latest_only) continue;
+        auto [it, fresh] = latest_.try_emplace(d.topic, r.seq);
+        if (!fresh && it->second < r.seq) it->second = r.seq;
+    }
+}
+
+void Outbox::leave_out_superseded(Record& r) {
+    if (latest_.empty()) return;
+    const auto gone = std::erase_if(r.destinations, [&](const outbox::Destination& d) {
+        if (!d.latest_only) return false;
+        auto it = latest_.find(d.topic);
+        return it != latest_.end() && it->second > r.seq;
+    });
+    stats_.superseded += gone;
 }
 
 void Outbox::recount(Segment& s) {

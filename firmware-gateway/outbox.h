@@ -14,9 +14,19 @@
 //                                    while they fit journal.retain_bytes
 //
 // Durability. append() hands the record to the kernel at once (pwrite), so a
-// process crash (SIGKILL, OOM) loses nothing; fdatasync is a group commit, at
-// most one per `sync` interval (sync_if_due), or before append returns with
-// sync_always. A power cut loses at most the last interval.
+// process crash (SIGKILL, OOM) loses nothing. fdatasync is a group commit
+// that protects what is not delivered yet: once an undelivered record waits
+// for it, it runs `sync` later at most (sync_if_due), or before append
+// returns with sync_always. A power cut loses at most the last interval of
+// undelivered events. Records the broker acknowledged before their commit
+// came due are not fsynced on their account: they are safe at the broker,
+// and the kernel writes them back by itself (a power cut may then cut them
+// from the log's tail: a torn tail of delivered records, counted and cut
+// like any other). So a connected gateway whose events are acknowledged
+// within the interval fsyncs the log hardly ever, where it used to once per
+// interval: on an SD card each fsync rewrites at least one 4 KiB page. With
+// journal.retain_bytes > 0 delivered records are kept for replay and are
+// committed like undelivered ones.
 //
 // Seq safety: choice (a), durable reservation + kernel boot id. next_seq() is
 // derived from the log itself (last record + 1; an empty newest segment's name
@@ -44,6 +54,13 @@
 // never loss). Segments wholly behind the cursor are deleted, or moved to
 // journal/ while the journal fits retain_bytes.
 //
+// Read models. A destination flagged latest_only (a sensor's retained
+// state/ topic) is left out by next_unsent when a newer record in the log
+// carries the same latest-only topic: draining a backlog sends each sensor's
+// state once, its latest, instead of every superseded value, while every
+// event still goes to its events/ topic. Records are read ahead in 64 KiB
+// blocks, so a drain costs no system call per record.
+//
 // Bounds. Undelivered bytes never exceed max_bytes: whole oldest undelivered
 // segments are dropped first (the cursor jumps over them). A full disk
 // (ENOSPC) frees space in the same order (journal first). Every drop is
@@ -66,6 +83,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/clock.h"
@@ -145,7 +163,8 @@ class Outbox {
         std::uint64_t in_flight = 0;  // handed out by next_unsent, not yet acked
         std::uint64_t segments = 0;   // in outbox/
         std::uint64_t journal_bytes = 0;
-        std::uint64_t fsyncs = 0;
+        std::uint64_t fsyncs = 0;      // fdatasync/fsync of segments, state and folders
+        std::uint64_t superseded = 0;  // latest-only destinations left out (read models)
     };
 
     explicit Outbox(OutboxOptions opts);
@@ -191,8 +210,10 @@ class Outbox {
     // When sync_if_due must next run; nullopt when nothing waits for a sync.
     std::optional<MonoTime> next_sync_deadline() const;
     // Syncs what is due at `now`. Returns drops caused by ENOSPC on fsync.
+    // An undelivered record's interval starts at the first call that sees it:
+    // call it after appending (the loop does, at its next turn).
     std::vector<DropReport> sync_if_due(MonoTime now);
-    // Makes the log and the cursor durable now.
+    // Makes the log (delivered records too) and the cursor durable now.
     std::vector<DropReport> sync_now();
     // Syncs everything and marks the shutdown clean: the next open continues
     // exactly, even after a reboot. The outbox is unusable afterwards.
@@ -210,6 +231,7 @@ class Outbox {
         std::uint64_t records = 0;
         std::uint64_t first_seq = 0;  // 0 when empty
         std::uint64_t last_seq = 0;
+        bool dirty = false;  // written since its last fdatasync
     };
     struct Pos {
         std::uint64_t seg = 0;  // segment base
@@ -239,7 +261,9 @@ class Outbox {
 
     // open() helpers
     std::optional<State> read_state();
-    void recover_segment(Segment& s, std::uint64_t after, std::vector<outbox::RecordSpan>& spans);
+    // `delivered`: records up to it need not be indexed as read models.
+    void recover_segment(Segment& s, std::uint64_t after, std::uint64_t delivered,
+                         std::vector<outbox::RecordSpan>& spans);
     void save_damaged(const Segment& s, const std::string& data, const outbox::DamagedRange& d);
     void load_journal();
     void place_cursor(const std::vector<std::vector<outbox::RecordSpan>>& spans);
@@ -264,13 +288,23 @@ class Outbox {
                    std::vector<DropReport>& drops);
     void make_room(std::uint64_t need, std::vector<DropReport>& drops);
     bool write_all(int fd, const char* data, std::size_t n, std::uint64_t offset);
-    bool commit_log(std::vector<DropReport>& drops);
+    // Whether `s` holds unsynced bytes the group commit must protect.
+    bool needs_commit(const Segment& s) const;
+    bool needs_commit() const;
+    // fdatasyncs the segments that need it (`all`: every dirty one).
+    bool commit_log(std::vector<DropReport>& drops, bool all = false);
     bool sync_fd(int fd);
     void sync_dir();
     void io_failure(const std::string& what, int err);
 
     // delivery
     bool read_at(const Pos& p, outbox::Record& out, std::uint64_t& size);
+    // `len` bytes of `s` at `offset`, from the read-ahead block; nullptr on a
+    // short read or a read error (errno).
+    const unsigned char* read_window(const Segment& s, std::uint64_t offset, std::size_t len);
+    void forget_read_ahead() { rbuf_.clear(); }
+    void note_latest(const outbox::Record& r);
+    void leave_out_superseded(outbox::Record& r);
     void skip_damage_at_read_pos();
     void recount(Segment& s);
     void settle(std::deque<Flight>::iterator it);
@@ -309,17 +343,22 @@ class Outbox {
     std::size_t sent_unacked_ = 0;
 
     // group commit
-    bool log_dirty_ = false;
     bool dir_dirty_ = false;
-    bool cursor_unsynced_ = false;      // written to the state file, not fsynced
-    std::uint64_t cursor_written_ = 0;  // cursor value last written to the state file
-    MonoTime last_log_sync_ = MonoTime::min();
+    std::optional<MonoTime> pending_since_;  // first seen needing a commit
+    bool cursor_unsynced_ = false;           // written to the state file, not fsynced
+    std::uint64_t cursor_written_ = 0;       // cursor value last written to the state file
     MonoTime last_cursor_write_ = MonoTime::min();
     MonoTime last_state_sync_ = MonoTime::min();
 
     Stats stats_;
     RateLimiter io_log_limiter_{std::chrono::minutes(1)};
-    std::vector<unsigned char> buf_;
+
+    // read-ahead block: bytes [rbuf_off_, rbuf_off_ + rbuf_.size()) of segment rbuf_seg_
+    std::vector<unsigned char> rbuf_;
+    std::uint64_t rbuf_seg_ = 0;
+    std::uint64_t rbuf_off_ = 0;
+    // latest-only topic -> seq of the newest record carrying it
+    std::unordered_map<std::string, std::uint64_t> latest_;
 };
 
 // --- reading for `tidegate replay` ---

@@ -1,5 +1,6 @@
 #include "outbox_record.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -46,10 +47,39 @@ std::uint64_t get_u64(const unsigned char* p) {
     return v;
 }
 
+constexpr unsigned kQosMask = 0x03u;
+constexpr unsigned kLayout2 = 0x04u;  // record flags: destinations in layout 2
+constexpr unsigned kRetain = 0x01u;
+constexpr unsigned kLatestOnly = 0x02u;
+constexpr unsigned kShared = 0x04u;  // layout 2: reuses the previous topic's ends
+
+// How a layout 2 destination reuses the previous one's topic: its first
+// `prefix` and last `suffix` bytes, with `middle` bytes of its own between.
+struct Sharing {
+    std::size_t prefix = 0;
+    std::size_t suffix = 0;
+    bool used() const { return prefix + suffix > 2; }  // P and S cost two bytes
+};
+
+Sharing sharing(const std::string& prev, const std::string& cur) {
+    Sharing sh;
+    const std::size_t most = std::min({prev.size(), cur.size(), std::size_t{255}});
+    while (sh.prefix < most && prev[sh.prefix] == cur[sh.prefix])
+        ++sh.prefix;
+    const std::size_t rest =
+        std::min({prev.size() - sh.prefix, cur.size() - sh.prefix, std::size_t{255}});
+    while (sh.suffix < rest && prev[prev.size() - 1 - sh.suffix] == cur[cur.size() - 1 - sh.suffix])
+        ++sh.suffix;
+    return sh;
+}
+
 std::size_t body_size(const Record& r) {
     std::size_t n = kMinBodyBytes + r.payload.size();
-    for (const Destination& d : r.destinations)
-        n += 2 + d.topic.size() + 1;
+    for (std::size_t i = 0; i < r.destinations.size(); ++i) {
+        const std::string& topic = r.destinations[i].topic;
+        const Sharing sh = i > 0 ? sharing(r.destinations[i - 1].topic, topic) : Sharing{};
+        n += sh.used() ? 1 + 2 + 2 + topic.size() - sh.prefix - sh.suffix : 1 + 2 + topic.size();
+    }
     return n;
 }
 
@@ -65,26 +95,66 @@ bool parse_body(const unsigned char* b, std::size_t n, Record* out) {
     const std::uint64_t seq = get_u64(b);
     pos += 8;
     const unsigned flags = b[pos++];
-    if ((flags & ~0x03u) != 0 || (flags & 0x03u) == 3) return false;
+    if ((flags & ~(kQosMask | kLayout2)) != 0 || (flags & kQosMask) == 3) return false;
+    const bool layout2 = (flags & kLayout2) != 0;
     const unsigned ndest = b[pos++];
     if (out) {
         out->seq = seq;
-        out->qos = static_cast<int>(flags & 0x03u);
-        out->destinations.clear();
-        out->destinations.reserve(ndest);
+        out->qos = static_cast<int>(flags & kQosMask);
+        // Kept, not cleared: the strings' storage serves the next record.
+        out->destinations.resize(ndest);
     }
+    std::size_t prev_len = 0;
     for (unsigned i = 0; i < ndest; ++i) {
-        if (n - pos < 2) return false;
-        const std::size_t len = get_u16(b + pos);
-        pos += 2;
-        if (n - pos < len + 1) return false;
-        const unsigned dflags = b[pos + len];
-        if ((dflags & ~0x01u) != 0) return false;
-        if (out) {
-            out->destinations.push_back(
-                {std::string(reinterpret_cast<const char*>(b + pos), len), (dflags & 1u) != 0});
+        const char* text = nullptr;
+        std::size_t len = 0;
+        unsigned dflags = 0;
+        Sharing sh;
+        if (!layout2) {
+            if (n - pos < 2) return false;
+            len = get_u16(b + pos);
+            pos += 2;
+            if (n - pos < len + 1) return false;
+            text = reinterpret_cast<const char*>(b + pos);
+            dflags = b[pos + len];
+            if ((dflags & ~kRetain) != 0) return false;
+            pos += len + 1;
+        } else {
+            if (n - pos < 1) return false;
+            dflags = b[pos++];
+            if ((dflags & ~(kRetain | kLatestOnly | kShared)) != 0) return false;
+            if ((dflags & kShared) != 0) {
+                if (i == 0 || n - pos < 2) return false;
+                sh.prefix = b[pos];
+                sh.suffix = b[pos + 1];
+                pos += 2;
+                if (sh.prefix + sh.suffix > prev_len) return false;
+            }
+            if (n - pos < 2) return false;
+            len = get_u16(b + pos);
+            pos += 2;
+            if (n - pos < len) return false;
+            text = reinterpret_cast<const char*>(b + pos);
+            pos += len;
         }
-        pos += len + 1;
+        const std::size_t topic_len = sh.prefix + len + sh.suffix;
+        if (topic_len > kMaxTopicBytes) return false;
+        if (out) {
+            Destination& d = out->destinations[i];
+            if (sh.prefix + sh.suffix > 0) {
+                const std::string& prev = out->destinations[i - 1].topic;
+                std::string topic;
+                topic.reserve(topic_len);
+                topic.append(prev, 0, sh.prefix).append(text, len);
+                topic.append(prev, prev.size() - sh.suffix, sh.suffix);
+                d.topic = std::move(topic);
+            } else {
+                d.topic.assign(text, len);
+            }
+            d.retain = (dflags & kRetain) != 0;
+            d.latest_only = (dflags & kLatestOnly) != 0;
+        }
+        prev_len = topic_len;
     }
     if (n - pos < 4) return false;
     const std::size_t plen = get_u32(b + pos);
@@ -117,12 +187,24 @@ std::string encode_record(const Record& r) {
     put_u32(out, static_cast<std::uint32_t>(body));
     put_u32(out, 0);  // CRC, filled in below
     put_u64(out, r.seq);
-    out.push_back(static_cast<char>(r.qos));
+    out.push_back(static_cast<char>(static_cast<unsigned>(r.qos) | kLayout2));
     out.push_back(static_cast<char>(r.destinations.size()));
-    for (const Destination& d : r.destinations) {
-        put_u16(out, static_cast<std::uint16_t>(d.topic.size()));
-        out += d.topic;
-        out.push_back(static_cast<char>(d.retain ? 1 : 0));
+    for (std::size_t i = 0; i < r.destinations.size(); ++i) {
+        const Destination& d = r.destinations[i];
+        const Sharing sh = i > 0 ? sharing(r.destinations[i - 1].topic, d.topic) : Sharing{};
+        unsigned dflags = (d.retain ? kRetain : 0u) | (d.latest_only ? kLatestOnly : 0u);
+        if (sh.used()) {
+            out.push_back(static_cast<char>(dflags | kShared));
+            out.push_back(static_cast<char>(sh.prefix));
+            out.push_back(static_cast<char>(sh.suffix));
+            const std::size_t middle = d.topic.size() - sh.prefix - sh.suffix;
+            put_u16(out, static_cast<std::uint16_t>(middle));
+            out.append(d.topic, sh.prefix, middle);
+        } else {
+            out.push_back(static_cast<char>(dflags));
+            put_u16(out, static_cast<std::uint16_t>(d.topic.size()));
+            out += d.topic;
+        }
     }
     put_u32(out, static_cast<std::uint32_t>(r.payload.size()));
     out += r.payload;

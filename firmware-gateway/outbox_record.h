@@ -10,13 +10,29 @@
 //   8       4     CRC32C over bytes 0..7 followed by the body
 //   12      N     body:
 //                   u64 seq
-//                   u8  flags (bits 0-1: MQTT QoS)
+//                   u8  flags: bits 0-1 MQTT QoS; bit 2 the destination layout
+//                       (0: layout 1, 1: layout 2)
 //                   u8  number of destinations D
-//                   D × { u16 topic length, topic bytes, u8 flags (bit 0: retain) }
+//                   D destinations, in the layout of bit 2
 //                   u32 payload length, payload bytes
 //
-// A body must be consumed exactly; anything else is damage. After damage the
-// reader resynchronises at the next sync marker whose record validates.
+//   layout 1 (written by tidegate 0.1.0): per destination
+//                   u16 topic length, topic bytes, u8 flags (bit 0: retain)
+//   layout 2 (written since): per destination
+//                   u8  flags: bit 0 retain; bit 1 latest-only (Destination);
+//                       bit 2 shared: the topic reuses the previous
+//                       destination's first P and last S bytes
+//                   u8 P, u8 S (only when shared)
+//                   u16 length L, L bytes: the whole topic, or when shared
+//                       what stands between those P and S bytes
+//                 A reading's state/ topic shares all but "state" with its
+//                 events/ topic: 10 bytes instead of 47 for a typical pair.
+//
+// Readers accept both layouts, so segments written before the upgrade are
+// delivered as they are; tidegate 0.1.0 reads layout 2 records as damage
+// (deliver or move the outbox away before a downgrade). A body must be
+// consumed exactly; anything else is damage. After damage the reader
+// resynchronises at the next sync marker whose record validates.
 #pragma once
 
 #include <cstddef>
@@ -36,6 +52,11 @@ inline constexpr std::size_t kMaxTopicBytes = 65535;
 struct Destination {
     std::string topic;
     bool retain = false;
+    // A read model (a sensor's retained state/ topic): only the latest value
+    // matters, so this destination is skipped when a newer record of the log
+    // carries the same topic, also latest-only (SPEC §3: state/ is "the
+    // latest reading's envelope").
+    bool latest_only = false;
     bool operator==(const Destination&) const = default;
 };
 
@@ -48,7 +69,7 @@ struct Record {
     bool operator==(const Record&) const = default;
 };
 
-// The framed bytes of `r`. Throws std::invalid_argument when a field does not
+// The framed bytes of `r`, in layout 2. Throws std::invalid_argument when a field does not
 // fit the format (more than 255 destinations, a topic over 64 KiB, a body over
 // kMaxBodyBytes, qos outside 0..2).
 std::string encode_record(const Record& r);
@@ -59,7 +80,8 @@ std::size_t encoded_size(const Record& r);
 // Validates the record starting at `p` (at most `avail` bytes available).
 // Returns its framed size, or 0 when there is no intact record there (bad
 // marker, length, CRC, body structure, or not enough bytes). Fills `out`
-// when given.
+// when given (reusing its strings' storage: cheap for a Record read again
+// and again).
 std::size_t decode_record(const unsigned char* p, std::size_t avail, Record* out = nullptr);
 
 // From the first kHeaderBytes bytes of a record: its framed size, or 0 when

@@ -11,12 +11,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <random>
 #include <set>
 #include <sstream>
 
 #include "config.h"
+#include "layout1_fixture.h"
 #include "outbox.h"
 
 using namespace tg;
@@ -382,6 +384,98 @@ TEST_CASE("rewind resends the unacknowledged records first, in order", "[outbox]
     for (std::uint64_t s : {3, 5, 6, 7})
         CHECK(o.ack(s));
     CHECK(o.cursor() == 7);
+}
+
+// A reading as the gateway stores it: events/ and the latest-only state/.
+Record reading(std::uint64_t seq, const std::string& sensor) {
+    Record r;
+    r.seq = seq;
+    r.destinations = {{"tidegate/gw/events/" + sensor, false, false},
+                      {"tidegate/gw/state/" + sensor, true, true}};
+    r.payload = R"({"seq":)" + std::to_string(seq) + "}";
+    return r;
+}
+
+// seq -> the topics next_unsent gives for it, for every unsent record.
+std::map<std::uint64_t, std::vector<std::string>> send_all(Outbox& o, bool ack = true) {
+    std::map<std::uint64_t, std::vector<std::string>> out;
+    Record r;
+    while (o.next_unsent(r)) {
+        for (const outbox::Destination& dest : r.destinations)
+            out[r.seq].push_back(dest.topic);
+        if (r.destinations.empty()) out[r.seq];
+        if (ack) REQUIRE(o.ack(r.seq));
+    }
+    return out;
+}
+
+TEST_CASE("a backlog sends each read-model topic only with its newest record", "[outbox]") {
+    TempDir d;
+    OutboxOptions opt = options(d.path);
+    opt.segment_bytes = 256;  // the backlog spans several segments
+    const std::string ev = "tidegate/gw/events/", st = "tidegate/gw/state/";
+    using Sent = std::map<std::uint64_t, std::vector<std::string>>;
+    {
+        Outbox o(opt);
+        o.open();
+        for (const char* sensor : {"a", "b", "a", "a", "b"})
+            REQUIRE(o.append(reading(o.next_seq(), sensor)).stored);
+        Record dead;  // no read model: always sent
+        dead.seq = o.next_seq();
+        dead.destinations = {{"tidegate/gw/deadletter", false, false}};
+        dead.payload = "{}";
+        REQUIRE(o.append(dead).stored);
+
+        // Every event reaches events/; state/ only the newest of each sensor.
+        CHECK(send_all(o, false) == Sent{{1, {ev + "a"}},
+                                         {2, {ev + "b"}},
+                                         {3, {ev + "a"}},
+                                         {4, {ev + "a", st + "a"}},
+                                         {5, {ev + "b", st + "b"}},
+                                         {6, {"tidegate/gw/deadletter"}}});
+        CHECK(o.stats().superseded == 3);
+        // Resent after a lost connection: the same.
+        o.rewind_unacked();
+        REQUIRE(o.append(reading(o.next_seq(), "a")).stored);  // 7 supersedes 4's state
+        const Sent again = send_all(o);
+        CHECK(again.at(4) == std::vector<std::string>{ev + "a"});
+        CHECK(again.at(5) == std::vector<std::string>{ev + "b", st + "b"});
+        CHECK(again.at(7) == std::vector<std::string>{ev + "a", st + "a"});
+
+        // Live, with nothing newer: both destinations.
+        REQUIRE(o.append(reading(o.next_seq(), "b")).stored);
+        CHECK(send_all(o) == Sent{{8, {ev + "b", st + "b"}}});
+        for (const char* sensor : {"c", "c", "d"})
+            REQUIRE(o.append(reading(o.next_seq(), sensor)).stored);
+        o.close();
+    }
+    // The index is rebuilt from the log at open.
+    Outbox o(opt);
+    o.open();
+    CHECK(send_all(o) ==
+          Sent{{9, {ev + "c"}}, {10, {ev + "c", st + "c"}}, {11, {ev + "d", st + "d"}}});
+}
+
+TEST_CASE("an outbox written by tidegate 0.1.0 is delivered after the upgrade", "[outbox]") {
+    TempDir d;
+    fs::create_directories(d.path + "/outbox");
+    spit(d.path + "/outbox/00000000000000000041.seg", outbox::fixture::layout1_log());
+    Outbox o(options(d.path));
+    o.open();
+    CHECK(o.stats().corrupt_records == 0);
+    CHECK(o.stats().depth == 3);
+    // Layout 1 knows no latest-only flag: every destination is sent.
+    CHECK(send_all(o) ==
+          std::map<std::uint64_t, std::vector<std::string>>{
+              {41, {"tidegate/gw/events/greenhouse/temp", "tidegate/gw/state/greenhouse/temp"}},
+              {42, {"tidegate/gw/events/greenhouse/temp", "tidegate/gw/state/greenhouse/temp"}},
+              {43, {"tidegate/gw/deadletter"}}});
+    // New records follow in layout 2; replay reads both.
+    const std::uint64_t next = o.next_seq();
+    REQUIRE(o.append(reading(next, "greenhouse/temp")).stored);
+    std::vector<std::uint64_t> replayed;
+    read_log(d.path, [&](const Record& r) { replayed.push_back(r.seq); });
+    CHECK(replayed == std::vector<std::uint64_t>{41, 42, 43, next});
 }
 
 TEST_CASE("delivered segments are deleted; QoS 0 records go when sent", "[outbox]") {
@@ -960,18 +1054,22 @@ TEST_CASE("a failing fsync is retried at the next deadline, never fatal", "[outb
     Outbox o(opt);
     o.open();
     append_n(o, 1);
+    o.sync_if_due(t0);  // its interval starts
+    CHECK(*o.next_sync_deadline() == t0 + 1s);
     disk.fsync_errno = EIO;
-    o.sync_if_due(t0);
+    const int failed = disk.fsyncs;
+    o.sync_if_due(t0 + 1s);
+    CHECK(disk.fsyncs == failed + 1);
     REQUIRE(o.next_sync_deadline());
-    CHECK(*o.next_sync_deadline() == t0 + 1s);  // still dirty
+    CHECK(*o.next_sync_deadline() == t0 + 2s);  // still owed
     disk.fsync_errno = 0;
     const int before = disk.fsyncs;
-    o.sync_if_due(t0 + 1s);
+    o.sync_if_due(t0 + 2s);
     CHECK(disk.fsyncs == before + 1);
     CHECK_FALSE(o.next_sync_deadline());
 }
 
-TEST_CASE("group commit: at most one fsync per interval", "[outbox]") {
+TEST_CASE("group commit: at most one fsync per interval, for undelivered records", "[outbox]") {
     TempDir d;
     TinyDisk disk{d.path, 1 << 20};
     OutboxOptions opt = options(d.path);
@@ -982,38 +1080,125 @@ TEST_CASE("group commit: at most one fsync per interval", "[outbox]") {
     Outbox o(opt);
     o.open();
     CHECK_FALSE(o.next_sync_deadline());  // nothing to sync
+    const int fs0 = disk.fsyncs;
 
+    // Undelivered records: one commit, one interval after the first was seen.
     append_n(o, 3);
     REQUIRE(o.next_sync_deadline());
-    CHECK(*o.next_sync_deadline() <= t0);  // never synced: due at once
-    int fs0 = disk.fsyncs;
+    CHECK(*o.next_sync_deadline() <= t0);  // sync_if_due must see them at once
     o.sync_if_due(t0);
+    CHECK(disk.fsyncs == fs0);
+    CHECK(*o.next_sync_deadline() == t0 + 1s);
+    append_n(o, 5);
+    o.sync_if_due(t0 + 500ms);
+    CHECK(disk.fsyncs == fs0);  // not yet: they join the same commit
+    CHECK(*o.next_sync_deadline() == t0 + 1s);
+    o.sync_if_due(t0 + 1s);
     CHECK(disk.fsyncs == fs0 + 1);
     CHECK_FALSE(o.next_sync_deadline());
 
-    append_n(o, 5);
-    CHECK(*o.next_sync_deadline() == t0 + 1s);
-    o.sync_if_due(t0 + 500ms);
-    CHECK(disk.fsyncs == fs0 + 1);  // not yet
-    o.sync_if_due(t0 + 1s);
+    // Records the broker acknowledged before their commit came due are safe
+    // there: no fsync on their account. The cursor is written at once the
+    // first time and fsynced (the state file), then written each interval
+    // and fsynced at most every cursor_sync.
+    append_n(o, 2);
+    o.sync_if_due(t0 + 1100ms);
+    CHECK(*o.next_sync_deadline() == t0 + 2100ms);
+    CHECK(drain(o) == range(1, 10));
+    CHECK(*o.next_sync_deadline() < t0);  // the cursor was never written
+    o.sync_if_due(t0 + 1200ms);
+    CHECK(disk.fsyncs == fs0 + 2);  // the state file's, not the log's
+    CHECK_FALSE(o.next_sync_deadline());
+    o.sync_if_due(t0 + 3s);
     CHECK(disk.fsyncs == fs0 + 2);
+
+    append_n(o, 1);
+    o.sync_if_due(t0 + 3s);
+    CHECK(drain(o) == range(11, 11));
+    CHECK(*o.next_sync_deadline() == t0 + 2200ms);  // the cursor, one interval on
+    o.sync_if_due(t0 + 3s);
+    CHECK(disk.fsyncs == fs0 + 2);  // written, not fsynced
+    CHECK(*o.next_sync_deadline() == t0 + 11200ms);
+    o.sync_if_due(t0 + 11200ms);
+    CHECK(disk.fsyncs == fs0 + 3);
     CHECK_FALSE(o.next_sync_deadline());
 
-    // Acks: the cursor is written with the next commit (no fsync), and
-    // fsynced at most every cursor_sync.
-    drain(o);
-    CHECK(*o.next_sync_deadline() < t0);  // cursor never written yet: due at once
-    o.sync_if_due(t0 + 2s);
-    CHECK(disk.fsyncs == fs0 + 3);  // first cursor fsync is due at once
+    // Sent but not acknowledged when the interval ends: committed.
     append_n(o, 1);
-    drain(o);
-    CHECK(*o.next_sync_deadline() == t0 + 2s);  // the log (cursor: t0 + 3s)
-    o.sync_if_due(t0 + 3s);
-    CHECK(disk.fsyncs == fs0 + 4);  // the log; the cursor is written, not fsynced
-    CHECK(*o.next_sync_deadline() == t0 + 12s);
     o.sync_if_due(t0 + 12s);
-    CHECK(disk.fsyncs == fs0 + 5);
-    CHECK_FALSE(o.next_sync_deadline());
+    Record r;
+    REQUIRE(o.next_unsent(r));
+    o.sync_if_due(t0 + 13s);
+    CHECK(disk.fsyncs == fs0 + 4);
+}
+
+TEST_CASE("a connected outbox whose records are acknowledged at once fsyncs no segment",
+          "[outbox]") {
+    TempDir d;
+    OutboxOptions opt = options(d.path);  // 1 KiB segments: rolls every few records
+    opt.reserve_block = 1000;
+    std::set<int> synced;  // descriptors fdatasynced
+    opt.io.fdatasync = [&](int fd) {
+        synced.insert(fd);
+        return ::fdatasync(fd);
+    };
+    Outbox o(opt);
+    o.open();
+    synced.clear();
+    MonoTime now = t0;
+    for (int i = 0; i < 200; ++i) {
+        append_n(o, 1);
+        o.sync_if_due(now);
+        drain(o);
+        now += 100ms;
+        o.sync_if_due(now);
+    }
+    CHECK(o.stats().segments == 1);
+    CHECK(synced.size() <= 1);  // the state file's cursor, nothing else
+    synced.clear();
+    o.close();                  // syncs everything, delivered records too
+    CHECK(synced.size() == 2);  // the active segment and the state file
+}
+
+TEST_CASE("with a journal, delivered records are committed too", "[outbox]") {
+    TempDir d;
+    TinyDisk disk{d.path, 1 << 20};
+    OutboxOptions opt = options(d.path);
+    opt.io = disk.io();
+    opt.retain_bytes = 1 << 20;
+    opt.segment_bytes = 65536;
+    Outbox o(opt);
+    o.open();
+    const int fs0 = disk.fsyncs;
+    append_n(o, 2);
+    o.sync_if_due(t0);
+    drain(o);
+    o.sync_if_due(t0 + 1s);
+    CHECK(disk.fsyncs >= fs0 + 1);  // the log (and the state file's first cursor)
+    const int fs1 = disk.fsyncs;
+    o.sync_if_due(t0 + 2s);
+    CHECK(disk.fsyncs == fs1);
+}
+
+TEST_CASE("after a process crash the previous run's unsynced records are committed", "[outbox]") {
+    TempDir d;
+    TinyDisk disk{d.path, 1 << 20};
+    OutboxOptions opt = options(d.path);
+    opt.io = disk.io();
+    {
+        Outbox o(opt);
+        o.open();
+        append_n(o, 3);
+        // crash before any commit: the page cache holds them, no disk
+    }
+    Outbox o(opt);
+    o.open();
+    REQUIRE(o.resumed() == Outbox::Resume::Crash);
+    const int fs0 = disk.fsyncs;
+    o.sync_if_due(t0);
+    o.sync_if_due(t0 + 1s);
+    CHECK(disk.fsyncs == fs0 + 1);
+    CHECK(drain(o) == range(1, 3));
 }
 
 TEST_CASE("sync always: fdatasync before append returns", "[outbox]") {

@@ -4,11 +4,12 @@ real SIGKILLs, a TCP proxy that cuts the network, and damaged files on disk."""
 import json
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from conftest import Subscriber, sequence_sensor, wait_until
+from conftest import Subscriber, parse_ts, sequence_sensor, wait_until
 from faultkit import CuttableProxy, contiguous, seqs_of
 
 
@@ -131,3 +132,50 @@ def test_metrics_carry_every_counter_of_spec_7(make_config, start_gateway, broke
         assert isinstance(body[key], int), key
     assert body["events_in"] >= 1
     assert gw.terminate() == 0
+
+
+
+def test_a_backlog_sends_every_event_and_each_sensor_state_once(mosquitto_factory, make_config,
+                                                                 start_gateway):
+    # state/<path> is a read model (SPEC §3): after an outage only each
+    # sensor's newest reading needs to reach it; events/<path> gets them all.
+    broker = mosquitto_factory()  # down while the backlog builds
+    sensors = [sequence_sensor("tank.a", interval="50ms"),
+               sequence_sensor("tank.b", interval="50ms")]
+    cfg = make_config(sensors=sensors, mqtt={"uri": f"tcp://127.0.0.1:{broker.port}"})
+    first = start_gateway(cfg)
+    first.wait_for_log(r"connect to .* failed", timeout=10)
+    time.sleep(1.5)  # ~30 readings per sensor, all in the outbox only
+    assert first.terminate() == 0
+
+    broker.start()
+    sub = Subscriber(broker.port, f"{cfg.base}/#")
+    # The same gateway and data_dir; its sensors now read once, at start.
+    again = make_config(sensors=[dict(s, interval="1h") for s in sensors],
+                        gateway_id=cfg.gateway_id, data_dir=cfg.data_dir,
+                        mqtt={"uri": f"tcp://127.0.0.1:{broker.port}"})
+    second = start_gateway(again)
+    second_start = second.started_at - timedelta(seconds=1)
+
+    def events(msgs):
+        return [m.json() for m in msgs if "/events/" in m.topic]
+
+    def drained(msgs):
+        evs = events(msgs)
+        seqs = [e["seq"] for e in evs]
+        fresh = {e["source"] for e in evs if parse_ts(e["ts"]) >= second_start}
+        return seqs and min(seqs) == 1 and contiguous(seqs) and fresh == {"tank.a", "tank.b"}
+
+    sub.wait_for(drained, timeout=20, what="the whole backlog and the readings at restart")
+    time.sleep(0.5)  # a state message would follow its event closely
+    msgs = sub.snapshot()
+    for name in ("tank.a", "tank.b"):
+        mine = [e for e in events(msgs) if e["source"] == name]
+        sent = [m.json() for m in msgs if m.topic == again.topic("state", name)]
+        assert len(mine) > 20, f"only {len(mine)} readings of {name} in the backlog"
+        # At most the newest of the backlog and the reading at the restart,
+        # not one per reading; the last is the newest reading.
+        assert 1 <= len(sent) <= 2, f"{len(sent)} state messages for {len(mine)} readings"
+        assert sent[-1] == max(mine, key=lambda e: e["seq"])
+    assert second.terminate() == 0
+    sub.close()
