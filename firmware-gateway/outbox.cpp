@@ -874,7 +874,7 @@ std::optional<MonoTime> Outbox::next_sync_deadline() const {
     } else if (needs_commit()) {
         consider(MonoTime::min());  // sync_if_due starts its interval
     }
-    if (cursor_seq_ != cursor_written_) consider(last_cursor_write_ + opts_.sync);
+    if (cursor_seq_ != cursor_written_) consider(cursor_retry_at_);  // at once, unless it failed
     if (cursor_unsynced_) consider(last_state_sync_ + opts_.cursor_sync);
     return d;
 }
@@ -893,11 +893,17 @@ std::vector<DropReport> Outbox::sync_if_due(MonoTime now) {
         // A failed commit stays pending: tried again one interval later.
         pending_since_ = commit_log(drops) ? std::nullopt : std::optional<MonoTime>(now);
     }
-    if (cursor_seq_ != cursor_written_ && now >= last_cursor_write_ + opts_.sync) {
-        // Written without fsync: enough for a process crash, at once.
-        if (!write_state(false, false))
+    if (cursor_seq_ != cursor_written_ && now >= cursor_retry_at_) {
+        // Written at once, one small pwrite per loop turn that moved it, and
+        // without fsync: a process crash then resends only what was not
+        // acknowledged; the kernel keeps the page for the next fsync. A
+        // failed write is tried again one interval later.
+        if (write_state(false, false)) {
+            cursor_retry_at_ = MonoTime::min();
+        } else {
             io_failure("cannot write the cursor to " + dir_ + "/state", errno);
-        last_cursor_write_ = now;
+            cursor_retry_at_ = now + opts_.sync;
+        }
     }
     if (cursor_unsynced_ && now >= last_state_sync_ + opts_.cursor_sync) {
         if (sync_fd(state_fd_)) {

@@ -48,8 +48,8 @@
 // acks each with ack(seq) (any order inside the in-flight window; the cursor
 // moves over the acknowledged prefix) and calls rewind_unacked() when a
 // connection is lost so the unacknowledged ones are sent again first. The
-// cursor reaches the state file with the group commit (written at once, so a
-// process crash resends only the unacknowledged window; fsynced every
+// cursor reaches the state file as soon as it moves (written at once, without
+// fsync, so a process crash resends only the unacknowledged window; fsynced every
 // `cursor_sync`, so a power cut may also resend up to that much — duplicates,
 // never loss). Segments wholly behind the cursor are deleted, or moved to
 // journal/ while the journal fits retain_bytes.
@@ -344,10 +344,10 @@ class Outbox {
 
     // group commit
     bool dir_dirty_ = false;
-    std::optional<MonoTime> pending_since_;  // first seen needing a commit
-    bool cursor_unsynced_ = false;           // written to the state file, not fsynced
-    std::uint64_t cursor_written_ = 0;       // cursor value last written to the state file
-    MonoTime last_cursor_write_ = MonoTime::min();
+    std::optional<MonoTime> pending_since_;       // first seen needing a commit
+    bool cursor_unsynced_ = false;                // written to the state file, not fsynced
+    std::uint64_t cursor_written_ = 0;            // cursor value last written to the state file
+    MonoTime cursor_retry_at_ = MonoTime::min();  // after a failed cursor write
     MonoTime last_state_sync_ = MonoTime::min();
 
     Stats stats_;
