@@ -178,14 +178,15 @@ std::string encode_record(const Record& r) {
         if (d.topic.size() > kMaxTopicBytes)
             throw std::invalid_argument("outbox record: topic longer than 65535 bytes");
     }
-    const std::size_t body = body_size(r);
-    if (body > kMaxBodyBytes) throw std::invalid_argument("outbox record: larger than 16 MiB");
-
+    // Room for the record without any sharing: one allocation.
+    std::size_t most = kHeaderBytes + kMinBodyBytes + r.payload.size();
+    for (const Destination& d : r.destinations)
+        most += 5 + d.topic.size();
     std::string out;
-    out.reserve(kHeaderBytes + body);
+    out.reserve(most);
     out.append(reinterpret_cast<const char*>(kMarker), sizeof kMarker);
-    put_u32(out, static_cast<std::uint32_t>(body));
-    put_u32(out, 0);  // CRC, filled in below
+    put_u32(out, 0);  // body length and CRC, filled in below
+    put_u32(out, 0);
     put_u64(out, r.seq);
     out.push_back(static_cast<char>(static_cast<unsigned>(r.qos) | kLayout2));
     out.push_back(static_cast<char>(r.destinations.size()));
@@ -208,6 +209,9 @@ std::string encode_record(const Record& r) {
     }
     put_u32(out, static_cast<std::uint32_t>(r.payload.size()));
     out += r.payload;
+    const std::size_t body = out.size() - kHeaderBytes;
+    if (body > kMaxBodyBytes) throw std::invalid_argument("outbox record: larger than 16 MiB");
+    store_u32(out.data() + 4, static_cast<std::uint32_t>(body));
 
     std::uint32_t crc = crc32c(out.data(), 8);
     crc = crc32c(out.data() + kHeaderBytes, body, crc);

@@ -2,9 +2,12 @@
 # packages, the release build, a temp folder with cleanup, private Mosquitto
 # brokers on free loopback ports, and the mosquitto_pub baseline.
 # shellcheck shell=bash
+# Variables set here (BIN, GW_PREFIX, BASE_RATE, …) are for the scripts that
+# source this file; PORT is theirs to set.
+# shellcheck disable=SC2034,SC2153
 
 REPO="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)"
-cd "$REPO"
+cd "$REPO" || exit 1
 PY=/usr/bin/python3
 BIN="${TIDEGATE_BIN:-$REPO/build/firmware-gateway/tidegate}"
 # BENCH_CPUS=LIST runs the gateways under `taskset -c LIST` (e.g. 1): see
