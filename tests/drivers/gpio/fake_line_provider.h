@@ -29,6 +29,7 @@ class FakeLineProvider final : public drivers::LineProvider {
         drivers::Bias bias = drivers::Bias::AsIs;
         bool level = false;         // logical level
         std::deque<bool> edges;     // pending edges (level after each)
+        bool idle = false;          // the driver came back for more with none pending
         std::vector<bool> written;  // outputs: initial, then every set()
         int requests = 0;
     };
@@ -65,15 +66,21 @@ class FakeLineProvider final : public drivers::LineProvider {
         State& s = lines_[chip + ":" + std::to_string(line)];
         for (bool l : levels)
             s.edges.push_back(l);
-        if (!levels.empty()) s.level = levels.back();
+        if (!levels.empty()) {
+            s.level = levels.back();
+            s.idle = false;
+        }
         cv_.notify_all();
     }
-    // Waits until the driver has taken every pending edge.
+    // Waits until the driver has taken every pending edge and handled it
+    // (it is waiting for the next one), so a test may move the clock on.
     bool wait_drained(const std::string& chip, unsigned line,
                       std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
         std::unique_lock lock(mutex_);
-        return cv_.wait_for(
-            lock, timeout, [&] { return lines_[chip + ":" + std::to_string(line)].edges.empty(); });
+        return cv_.wait_for(lock, timeout, [&] {
+            const State& s = lines_[chip + ":" + std::to_string(line)];
+            return s.edges.empty() && s.idle;
+        });
     }
     // The chip disappears (USB GPIO expander unplugged): requests fail and
     // lines already held fail on their next use.
@@ -127,6 +134,10 @@ class FakeLineProvider final : public drivers::LineProvider {
             std::unique_lock lock(p_.mutex_);
             State& s = p_.lines_[key_];
             if (s.is_output) throw std::logic_error("wait_edge() on an output line");
+            if (s.edges.empty() && !s.idle) {
+                s.idle = true;
+                p_.cv_.notify_all();
+            }
             p_.cv_.wait_for(lock, timeout, [&] {
                 return !s.edges.empty() || p_.generation_[chip_] != generation_;
             });
