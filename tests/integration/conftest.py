@@ -462,14 +462,17 @@ class Subscriber:
 
     def __init__(self, port: int, topics: list[str] | str, host: str = "127.0.0.1",
                  tls: dict | None = None, tls_insecure: bool = False,
-                 auth: tuple[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT):
+                 auth: tuple[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 client_id: str | None = None, clean_session: bool = True,
+                 keepalive: int = 30):
         self.messages: list[Message] = []
+        self.connects = 0  # successful CONNACKs
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
         self._connect_rc: int | None = None
         self.topics = [topics] if isinstance(topics, str) else list(topics)
-        self.client = mqtt.Client(client_id=f"it-sub-{uuid.uuid4().hex[:10]}",
-                                  protocol=mqtt.MQTTv311, clean_session=True)
+        self.client = mqtt.Client(client_id=client_id or f"it-sub-{uuid.uuid4().hex[:10]}",
+                                  protocol=mqtt.MQTTv311, clean_session=clean_session)
         if tls:
             self.client.tls_set(**tls)
             self.client.tls_insecure_set(tls_insecure)  # True: no host name check
@@ -478,7 +481,7 @@ class Subscriber:
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_message = self._on_message
-        self.client.connect(host, port, keepalive=30)
+        self.client.connect(host, port, keepalive=keepalive)
         self.client.loop_start()
         if not self._subscribed.wait(timeout):
             self.client.loop_stop()
@@ -488,6 +491,10 @@ class Subscriber:
     def _on_connect(self, client, userdata, flags, rc):
         self._connect_rc = rc
         if rc == 0:
+            with self._cond:
+                self.connects += 1
+            # On every connect: harmless on a session the broker kept, needed
+            # on one it lost.
             client.subscribe([(t, 1) for t in self.topics])
 
     def _on_message(self, client, userdata, msg):

@@ -4,10 +4,9 @@ persistent session, and checks on the seqs a subscriber received."""
 
 import socket
 import threading
-import time
 import uuid
 
-from conftest import free_port
+from conftest import Subscriber, free_port
 
 
 def seqs_of(messages, topic_part="/events/"):
@@ -113,34 +112,16 @@ def restart_broker(broker, timeout=10.0):
     return broker
 
 
-class SessionSubscriber:
+class SessionSubscriber(Subscriber):
     """A QoS 1 subscriber with a persistent session: a fixed client id and
     clean_session False, so a broker that keeps its sessions (persistence)
     queues what arrives while this client is away and sends it on reconnect.
     Reconnects by itself every second while the broker is down."""
 
     def __init__(self, port, topics, client_id=None, timeout=10.0):
-        import paho.mqtt.client as mqtt
-
-        from conftest import Message
-
-        self._message = Message
-        self.messages = []
-        self.connects = 0
-        self.cond = threading.Condition()
-        self.topics = [topics] if isinstance(topics, str) else list(topics)
-        self.subscribed = threading.Event()
-        self.client = mqtt.Client(client_id=client_id or f"it-session-{uuid.uuid4().hex[:10]}",
-                                  protocol=mqtt.MQTTv311, clean_session=False)
+        super().__init__(port, topics, timeout=timeout, keepalive=5, clean_session=False,
+                         client_id=client_id or f"it-session-{uuid.uuid4().hex[:10]}")
         self.client.reconnect_delay_set(min_delay=1, max_delay=1)
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = lambda *a: self.subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port, keepalive=5)
-        self.client.loop_start()
-        if not self.subscribed.wait(timeout):
-            self.client.loop_stop()
-            raise AssertionError(f"session subscriber on port {port} not subscribed")
 
     def pause(self):
         """Stops the network loop: the client stays away until resume()."""
@@ -149,37 +130,3 @@ class SessionSubscriber:
     def resume(self):
         self.client.reconnect()
         self.client.loop_start()
-
-    def _on_connect(self, client, userdata, flags, rc):
-        if rc == 0:
-            with self.cond:
-                self.connects += 1
-            # Harmless on a session the broker kept; needed on one it lost.
-            client.subscribe([(t, 1) for t in self.topics])
-
-    def _on_message(self, client, userdata, msg):
-        with self.cond:
-            self.messages.append(self._message(msg.topic, bytes(msg.payload), bool(msg.retain),
-                                               msg.qos))
-            self.cond.notify_all()
-
-    def snapshot(self):
-        with self.cond:
-            return list(self.messages)
-
-    def wait_for(self, predicate, timeout=10.0, what="messages"):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                result = predicate(list(self.messages))
-                if result:
-                    return result
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}; "
-                                         f"{len(self.messages)} message(s) so far")
-                self.cond.wait(min(left, 0.2))
-
-    def close(self):
-        self.client.disconnect()
-        self.client.loop_stop()

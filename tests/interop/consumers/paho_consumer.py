@@ -35,7 +35,8 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tracker import InvalidEnvelope, ProcessedLog, Tracker, parse_envelope, summary  # noqa: E402
+from tracker import (InvalidEnvelope, ProcessedLog, Tracker, parse_envelope,  # noqa: E402
+                     parse_processing_args, summary)
 
 import paho.mqtt.client as mqtt  # noqa: E402
 
@@ -182,21 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="subscribe to this filter instead of the gateway's topics (repeatable)")
     ap.add_argument("--qos", type=int, default=1, choices=(1, 2))
     ap.add_argument("--keepalive", type=int, default=30)
-    ap.add_argument("--count", type=int, default=0,
-                    help="stop once the output holds this many events (0: no limit)")
-    ap.add_argument("--timeout", type=float, default=0,
-                    help="stop after this many seconds (0: run until SIGINT/SIGTERM)")
-    ap.add_argument("--output", default="-",
-                    help="file to append processed events to, JSON lines (default: stdout; "
-                         "only a file remembers processed ids across restarts)")
-    ap.add_argument("--no-fsync", action="store_true", help="do not fsync each processed event")
-    ap.add_argument("--crash-after", type=int, default=0, metavar="N",
-                    help="testing aid: exit abruptly (status 3) right after processing the "
-                         "N-th event of this run, before acknowledging it")
-    ap.add_argument("-v", "--verbose", action="store_true", help="log every message")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    args = parse_processing_args(ap, argv)
     return Consumer(args).run()
 
 

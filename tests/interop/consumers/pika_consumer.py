@@ -37,7 +37,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tracker import InvalidEnvelope, ProcessedLog, Tracker, parse_envelope, summary  # noqa: E402
+from tracker import (InvalidEnvelope, ProcessedLog, Tracker, parse_envelope,  # noqa: E402
+                     parse_processing_args, summary)
 
 import pika  # noqa: E402
 
@@ -69,21 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="bind this routing key instead of the gateway's topics (repeatable)")
     ap.add_argument("--prefetch", type=int, default=100,
                     help="unacknowledged messages RabbitMQ may hand over at once")
-    ap.add_argument("--count", type=int, default=0,
-                    help="stop once the output holds this many events (0: no limit)")
-    ap.add_argument("--timeout", type=float, default=0,
-                    help="stop after this many seconds (0: run until SIGINT/SIGTERM)")
-    ap.add_argument("--output", default="-",
-                    help="file to append processed events to, JSON lines (default: stdout; "
-                         "only a file remembers processed ids across restarts)")
-    ap.add_argument("--no-fsync", action="store_true", help="do not fsync each processed event")
-    ap.add_argument("--crash-after", type=int, default=0, metavar="N",
-                    help="testing aid: exit abruptly (status 3) right after processing the "
-                         "N-th event of this run, before acknowledging it")
-    ap.add_argument("-v", "--verbose", action="store_true", help="log every message")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    args = parse_processing_args(ap, argv)
     logging.getLogger("pika").setLevel(logging.WARNING)  # its INFO is per connection step
 
     tracker = Tracker()

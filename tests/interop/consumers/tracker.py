@@ -24,8 +24,11 @@ seq checks.
 """
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import os
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,3 +211,25 @@ def summary(tracker: Tracker) -> str:
     keys = ("processed", "duplicates", "gaps", "missing", "late", "reordered", "retained",
             "invalid", "redelivered")
     return "summary " + json.dumps({k: tracker.counters.get(k, 0) for k in keys})
+
+
+def parse_processing_args(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Adds the options every consumer example shares (when to stop, where
+    processed events go, the crash testing aid, verbosity), parses argv and
+    sets up logging on standard error."""
+    ap.add_argument("--count", type=int, default=0,
+                    help="stop once the output holds this many events (0: no limit)")
+    ap.add_argument("--timeout", type=float, default=0,
+                    help="stop after this many seconds (0: run until SIGINT/SIGTERM)")
+    ap.add_argument("--output", default="-",
+                    help="file to append processed events to, JSON lines (default: stdout; "
+                         "only a file remembers processed ids across restarts)")
+    ap.add_argument("--no-fsync", action="store_true", help="do not fsync each processed event")
+    ap.add_argument("--crash-after", type=int, default=0, metavar="N",
+                    help="testing aid: exit abruptly (status 3) right after processing the "
+                         "N-th event of this run, before acknowledging it")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log every message")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return args
