@@ -303,9 +303,9 @@ struct Entry {
 const std::vector<std::string> kTopKeys{"gateway", "mqtt",    "rules",   "outbox",
                                         "journal", "metrics", "sensors", "outputs"};
 const std::vector<std::string> kGatewayKeys{"id", "data_dir"};
-const std::vector<std::string> kMqttKeys{"uri",          "version",       "client_id",
-                                         "topic_prefix", "qos",           "keepalive",
-                                         "username",     "password_file", "tls"};
+const std::vector<std::string> kMqttKeys{"uri", "version",     "client_id", "topic_prefix",
+                                         "qos", "keepalive",   "username",  "password_file",
+                                         "tls", "input_buffer"};
 const std::vector<std::string> kTlsKeys{"ca_file", "cert_file", "key_file", "verify_hostname"};
 const std::vector<std::string> kRulesKeys{"paths", "tick"};
 const std::vector<std::string> kOutboxKeys{"max_bytes", "sync"};
@@ -594,6 +594,14 @@ void Loader::mqtt(const Entry& top, Config& c) {
         } else if (e.key == "keepalive") {
             if (auto d = positive_duration(e, "mqtt.keepalive", milliseconds(1000), false)) {
                 m.keepalive = *d;
+            }
+        } else if (e.key == "input_buffer") {
+            if (auto v = get(e, "mqtt.input_buffer", as_size)) {
+                if (*v < 4096) {
+                    error(value_pos(e), "mqtt.input_buffer: must be at least 4KiB");
+                } else {
+                    m.input_buffer = *v;
+                }
             }
         } else if (e.key == "username") {
             if (auto v = get(e, "mqtt.username", as_string)) m.username = *v;

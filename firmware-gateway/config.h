@@ -41,6 +41,9 @@ struct MqttConfig {
     std::string topic_prefix = "tidegate";
     int qos = 1;
     std::chrono::milliseconds keepalive{30'000};
+    // Incoming messages waiting for the event loop; beyond it they are shed
+    // (counted as overload) rather than holding the MQTT client up.
+    std::uint64_t input_buffer = 8ull << 20;
     std::string username;
     std::string password_file;
     std::string password;  // read from password_file at load time

@@ -25,12 +25,22 @@ bool value_changed_enough(const Value& prev, const Value& now, double deadband) 
     return prev != now;
 }
 
+// At most `max` bytes of `s`, not cutting a UTF-8 sequence in two.
+std::string utf8_prefix(const std::string& s, std::size_t max) {
+    if (s.size() <= max) return s;
+    std::size_t n = max;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80)
+        --n;
+    return s.substr(0, n) + "…";
+}
+
 }  // namespace
 
 Gateway::Gateway(Config cfg, const Clock& clock, std::shared_ptr<const rules::RuleSet> rules)
     : cfg_(std::move(cfg)),
       clock_(clock),
       base_(cfg_.topic_base()),
+      queue_(4096, static_cast<std::size_t>(cfg_.mqtt.input_buffer)),
       outbox_(outbox_options(cfg_)),
       loop_sink_(*this),
       initial_rules_(std::move(rules)),
@@ -148,9 +158,11 @@ int Gateway::run() {
     }
     link_->set_outbox(&outbox_);
     link_->on_refused([this](std::uint64_t seq, const std::string& topic, const std::string& why) {
+        const std::string what =
+            seq ? "event " + cfg_.gateway.id + ":" + std::to_string(seq) : std::string("message");
         deadletter("mqtt", "publish_refused",
-                   "event " + cfg_.gateway.id + ":" + std::to_string(seq) + " to " + topic +
-                       " refused " + std::to_string(MqttLink::kMaxAttempts) + " times: " + why);
+                   what + " to " + topic + " refused " + std::to_string(MqttLink::kMaxAttempts) +
+                       " times: " + why);
     });
     handle_drops(outbox_.enforce());
 
@@ -197,6 +209,7 @@ int Gateway::run() {
 
         handle_drops(outbox_.sync_if_due(now));
         flush_drop_report(now);
+        report_overload();
 
         if (stopping_) {
             // Events stay in the outbox for the next start; only what is in
@@ -298,7 +311,13 @@ void Gateway::handle(Message& m) {
                     stopping_ = true;
                     // Release driver threads blocked on a full queue before
                     // joining them; readings still queued are processed.
-                    queue_.close();
+                    // Broker input not yet taken is not: a flood must not
+                    // hold the shutdown back. Said, never silent.
+                    if (const std::size_t n = queue_.close()) {
+                        log_warn("gateway", std::to_string(n) +
+                                                " MQTT input message(s) not yet processed "
+                                                "were dropped at shutdown");
+                    }
                     for (DriverSlot& d : drivers_)
                         d.driver->stop();
                 }
@@ -424,6 +443,34 @@ void Gateway::on_incoming(const MqttIncoming& m) {
     }
 }
 
+void Gateway::report_overload() {
+    // The input lane sheds on Paho's thread; the loop tells about it here:
+    // the counter in metrics, a dead letter and a log line at most once a
+    // minute (the deadletter limiter), each naming the total so far.
+    const std::uint64_t link_dropped = link_->stats().dropped;
+    if (link_dropped != counters_.dropped_messages) {
+        const std::uint64_t fresh = link_dropped - counters_.dropped_messages;
+        counters_.dropped_messages = link_dropped;
+        if (!stopping_) {
+            deadletter("mqtt.queue", "overload",
+                       std::to_string(fresh) + " outgoing message(s) dropped (" +
+                           std::to_string(link_dropped) +
+                           " since start): publish actions, status and metrics are made faster "
+                           "than the broker takes them; the oldest go first");
+        }
+    }
+    const EventQueue::Shed shed = queue_.shed();
+    if (shed.count == counters_.overload) return;
+    const std::uint64_t fresh = shed.count - counters_.overload;
+    counters_.overload = shed.count;
+    if (stopping_) return;
+    deadletter("mqtt", "overload",
+               std::to_string(fresh) + " incoming message(s) shed (" + std::to_string(shed.count) +
+                   " since start): the event loop fell behind and " + "mqtt.input_buffer (" +
+                   std::to_string(cfg_.mqtt.input_buffer) + " bytes) is full; last on " +
+                   utf8_prefix(shed.last_topic, 200));
+}
+
 void Gateway::on_bad_reading(const BadReading& b) {
     ++counters_.bad_readings;
     deadletter(b.sensor, b.reason, b.detail);
@@ -469,6 +516,8 @@ void Gateway::publish_metrics(MonoTime now) {
         .field("deadletter", counters_.deadletter)
         .field("reconnects", st.reconnects)
         .field("rules_fired", counters_.rules_fired)
+        .field("overload", counters_.overload)
+        .field("dropped_messages", link_->stats().dropped)
         .field("uptime_s",
                static_cast<std::uint64_t>(
                    std::chrono::duration_cast<std::chrono::seconds>(now - started_mono_).count()));

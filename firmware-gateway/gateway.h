@@ -80,6 +80,7 @@ class Gateway final : public drivers::Sink {
     void on_reading(Reading r);
     void publish_reading(Sensor& s, const Reading& r);
     void on_bad_reading(const BadReading& b);
+    void report_overload();
     void on_incoming(const MqttIncoming& m);
     // Appends an event to the outbox and lets the link send it.
     void append_event(const outbox::Record& rec);
@@ -183,6 +184,8 @@ class Gateway final : public drivers::Sink {
         std::uint64_t bad_readings = 0;
         std::uint64_t deadletter = 0;
         std::uint64_t rules_fired = 0;
+        std::uint64_t overload = 0;          // broker input shed (EventQueue's input lane full)
+        std::uint64_t dropped_messages = 0;  // link's memory queue drops, as last reported
     } counters_;
 };
 

@@ -118,8 +118,11 @@ MqttLink::MqttLink(const MqttConfig& cfg, EventQueue& queue, std::string status_
     client_ = std::make_unique<mqtt::async_client>(cfg_.uri, cfg_.client_id, copts, nullptr);
     publish_listener_ = std::make_unique<PublishListener>(queue_);
     connect_listener_ = std::make_unique<ConnectListener>(queue_);
+    // Runs on Paho's receive thread, which holds a Paho mutex meanwhile: it
+    // must never wait for the loop (the loop may be waiting for that mutex to
+    // publish). What the input lane cannot hold is shed and counted there.
     client_->set_message_callback([this](mqtt::const_message_ptr m) {
-        queue_.post(MqttIncoming{m->get_topic(), m->get_payload_str(), m->is_retained()});
+        queue_.offer_input(MqttIncoming{m->get_topic(), m->get_payload_str(), m->is_retained()});
     });
     client_->set_connection_lost_handler([this](const std::string& cause) {
         queue_.post_control(MqttConnectionLost{cause.empty() ? "connection lost" : cause});
@@ -274,12 +277,27 @@ void MqttLink::on_connection_lost(const std::string& why, MonoTime now) {
 
 void MqttLink::requeue_inflight() {
     // Unacknowledged messages go back to the front in their original order:
-    // they are sent again after the reconnect (at-least-once).
+    // they are sent again after the reconnect (at-least-once). One that was
+    // in flight at kMaxAttempts losses in a row is given up: under MQTT 3.1.1
+    // a broker refuses a publish by closing the connection, and resending it
+    // forever would keep the link down for everything else.
     for (auto it = inflight_.rbegin(); it != inflight_.rend(); ++it) {
-        pending_bytes_ += it->second.msg.topic.size() + it->second.msg.payload.size();
-        pending_.push_front(std::move(it->second));
+        Entry& e = it->second;
+        if (++e.losses >= kMaxAttempts) {
+            give_up_message(e, "the connection was lost each time it was in flight");
+            continue;
+        }
+        pending_bytes_ += e.msg.topic.size() + e.msg.payload.size();
+        pending_.push_front(std::move(e));
     }
     inflight_.clear();
+}
+
+void MqttLink::give_up_message(const Entry& e, const std::string& why) {
+    log_warn("mqtt", "giving up on a message to " + e.msg.topic + " after " +
+                         std::to_string(kMaxAttempts) + " attempts: " + why);
+    ++stats_.refused;
+    if (on_refused_) on_refused_(0, e.msg.topic, why);
 }
 
 void MqttLink::forget_records() {
@@ -367,6 +385,13 @@ void MqttLink::on_delivery_failed(std::uintptr_t id, const std::string& why, boo
     if (it == inflight_.end()) return;
     Entry e = std::move(it->second);
     inflight_.erase(it);
+    // A refusal is the broker's answer about this message: the same limit as
+    // for events. Other failures are the connection's, retried without limit.
+    if (refused && ++e.refusals >= kMaxAttempts) {
+        give_up_message(e, why);
+        pump();
+        return;
+    }
     log_warn("mqtt", "publish to " + e.msg.topic + " failed: " + why + "; will retry");
     // Back in order among the queued ones (ids are increasing).
     auto pos =

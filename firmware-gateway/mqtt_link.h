@@ -53,10 +53,11 @@ class MqttLink {
         std::uint64_t reconnects = 0;
         std::uint64_t refused = 0;  // events given up after the broker refused them
     };
-    // An event the broker kept refusing: given up after kMaxAttempts, so it
-    // does not hold the outbox back forever. A refusal is an MQTT 5 reason
-    // code (e.g. 0x87 for an ACL denial), or under MQTT 3.1.1 the broker
-    // closing the connection right after the event (poison_detector.h).
+    // An event (seq) or another message (seq 0: status, metrics, a publish
+    // action, an mqtt output) the broker kept refusing: given up after
+    // kMaxAttempts, so it does not hold the outbox or the link back forever. A refusal is an MQTT 5
+    // reason code (e.g. 0x87 for an ACL denial), or under MQTT 3.1.1 the broker closing the
+    // connection right after the event (poison_detector.h).
     using RefusedFn =
         std::function<void(std::uint64_t seq, const std::string& topic, const std::string& why)>;
     static constexpr int kMaxAttempts = 5;
@@ -112,7 +113,10 @@ class MqttLink {
     struct Entry {
         std::uint64_t id;
         OutMessage msg;
+        int refusals = 0;  // the broker refused it (MQTT 5 reason code)
+        int losses = 0;    // the connection was lost while it was in flight
     };
+    void give_up_message(const Entry& e, const std::string& why);
     void connect(MonoTime now);
     void schedule_reconnect(MonoTime now);
     void pump();
