@@ -2,12 +2,27 @@
 
 #include <cstdio>
 
+#include "utf8.h"
+
 namespace tg {
 
 void append_json_string(std::string& out, std::string_view s) {
     out += '"';
-    for (char c : s) {
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
         const auto u = static_cast<unsigned char>(c);
+        if (u >= 0x80) {
+            // Bytes from outside (a sensor's string, an MQTT payload) may
+            // not be UTF-8; JSON text must be. Invalid bytes become U+FFFD.
+            const std::size_t n = utf8_sequence(s.substr(i));
+            if (n == 0) {
+                out += "\xEF\xBF\xBD";  // U+FFFD
+            } else {
+                out.append(s.substr(i, n));
+                i += n - 1;
+            }
+            continue;
+        }
         switch (c) {
             case '"':
                 out += "\\\"";
@@ -36,7 +51,7 @@ void append_json_string(std::string& out, std::string_view s) {
                     std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(u));
                     out += buf;
                 } else {
-                    out += c;  // UTF-8 passes through unchanged
+                    out += c;
                 }
         }
     }

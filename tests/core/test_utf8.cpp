@@ -1,0 +1,58 @@
+// UTF-8 well-formedness and the JSON writer's handling of bytes that are not.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "core/json_writer.h"
+#include "core/utf8.h"
+
+using namespace tg;
+
+TEST_CASE("well-formed UTF-8 is accepted", "[utf8]") {
+    CHECK(valid_utf8(""));
+    CHECK(valid_utf8("plain ascii / topic"));
+    CHECK(
+        valid_utf8("\xC2\xB0"
+                   "C"));                       // °C
+    CHECK(valid_utf8("\xE2\x82\xAC"));          // €
+    CHECK(valid_utf8("\xF0\x9F\x8C\xA1"));      // U+1F321
+    CHECK(valid_utf8("\xF4\x8F\xBF\xBF"));      // U+10FFFF, the last code point
+    CHECK(valid_utf8("\xED\x9F\xBF"));          // U+D7FF, just below the surrogates
+    CHECK(valid_utf8(std::string("a\0b", 3)));  // NUL is UTF-8 (topics refuse it elsewhere)
+    CHECK(utf8_sequence("\xE2\x82\xAC rest") == 3);
+}
+
+TEST_CASE("ill-formed UTF-8 is refused", "[utf8]") {
+    CHECK_FALSE(valid_utf8("\x80"));              // a lone continuation byte
+    CHECK_FALSE(valid_utf8("caf\xC3"));           // cut at the end
+    CHECK_FALSE(valid_utf8("\xC3("));             // bad continuation
+    CHECK_FALSE(valid_utf8("\xC0\xAF"));          // overlong '/'
+    CHECK_FALSE(valid_utf8("\xE0\x80\xAF"));      // overlong, 3 bytes
+    CHECK_FALSE(valid_utf8("\xF0\x80\x80\xAF"));  // overlong, 4 bytes
+    CHECK_FALSE(valid_utf8("\xED\xA0\x80"));      // U+D800, a surrogate
+    CHECK_FALSE(valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
+    CHECK_FALSE(valid_utf8("\xF5\x80\x80\x80"));  // no such lead byte
+    CHECK_FALSE(valid_utf8("\xFF\xFE"));
+    CHECK(utf8_sequence("") == 0);
+    CHECK(utf8_sequence("\xE2\x82") == 0);
+}
+
+TEST_CASE("repair replaces each bad byte with U+FFFD and keeps the rest", "[utf8]") {
+    CHECK(utf8_repaired("caf\xC3\xA9") == "caf\xC3\xA9");
+    CHECK(utf8_repaired("a\xFF"
+                        "b") ==
+          "a\xEF\xBF\xBD"
+          "b");
+    CHECK(utf8_repaired("\xE2\x82") == "\xEF\xBF\xBD\xEF\xBF\xBD");
+    CHECK(valid_utf8(utf8_repaired("\xC0\xAF\xED\xA0\x80\xF4\x90\x80\x80")));
+}
+
+TEST_CASE("a JSON string from bytes that are not UTF-8 is still valid JSON text", "[utf8][json]") {
+    std::string out;
+    append_json_string(out, "caf\xC3\xA9 \xFF\xFE \"q\"\n\x01");
+    CHECK(out == "\"caf\xC3\xA9 \xEF\xBF\xBD\xEF\xBF\xBD \\\"q\\\"\\n\\u0001\"");
+    CHECK(valid_utf8(out));
+    JsonObject o;
+    o.value_field("value", Value(std::string("\xED\xA0\x80")));
+    CHECK(std::move(o).finish() == "{\"value\":\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"}");
+}
