@@ -185,7 +185,8 @@ TEST_CASE("a wall-clock jump fires, clears and expires nothing", "[rules][engine
     CHECK(h.last.at(0).ts < kStartWall);
 }
 
-TEST_CASE("window functions see readings after now - D up to and including now", "[rules][engine]") {
+TEST_CASE("window functions see readings after now - D up to and including now",
+          "[rules][engine]") {
     Harness h(
         "rules:\n  - name: busy\n    when: count(t, 10s) >= 2\n"
         "  - name: avg_hot\n    when: avg(t, 10s) > 14\n    clear_when: avg(t, 10s) > 18\n");
