@@ -6,6 +6,7 @@
 
 #include "core/json_writer.h"
 #include "envelope.h"
+#include "paho_client.h"
 #include "sd_notify.h"
 
 namespace tg {
@@ -45,7 +46,9 @@ Gateway::Gateway(Config cfg, const Clock& clock, std::shared_ptr<const rules::Ru
       loop_sink_(*this),
       initial_rules_(std::move(rules)),
       link_env_(*this) {
-    link_ = std::make_unique<MqttLink>(cfg_.mqtt, queue_, base_ + "/status", offline_payload());
+    link_ = std::make_unique<MqttLink>(
+        cfg_.mqtt, make_paho_client(cfg_.mqtt, queue_, base_ + "/status", offline_payload()),
+        base_ + "/status");
     sensors_.reserve(cfg_.sensors.size());
     for (const SensorConfig& sc : cfg_.sensors) {
         Sensor s;

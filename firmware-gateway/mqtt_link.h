@@ -1,12 +1,13 @@
-// MqttLink: the gateway's one MQTT connection (Paho async client). Owned by
-// the event loop thread. Events are sent from the durable outbox in seq order
-// with a bounded window of records in flight; a record is acked to the outbox
-// when every one of its destinations is acknowledged (QoS 1) or sent (QoS 0).
-// Messages that are not events (status, metrics) go through a small bounded
-// in-memory queue ahead of the outbox. Acks, failures and connection changes
-// arrive through the EventQueue (Paho's threads only post there). Reconnects
-// itself with exponential backoff (1 s doubling to 30 s, with jitter). Never
-// blocks the loop on the network.
+// MqttLink: the gateway's one MQTT connection, over an MqttClient (Paho in
+// the daemon, a scripted client in unit tests). Owned by the event loop
+// thread. Events are sent from the durable outbox in seq order with a bounded
+// window of records in flight; a record is acked to the outbox when every one
+// of its destinations is acknowledged (QoS 1) or sent (QoS 0). Messages that
+// are not events (status, metrics, publish actions) go through a small
+// bounded in-memory queue ahead of the outbox. Outcomes of the client's work
+// arrive through the EventQueue and are handed in by the loop (on_*).
+// Reconnects itself with exponential backoff (1 s doubling to 30 s, with
+// jitter). Never blocks the loop on the network.
 #pragma once
 
 #include <chrono>
@@ -27,22 +28,11 @@
 #include "config.h"
 #include "core/clock.h"
 #include "event_queue.h"
+#include "mqtt_client.h"
 #include "outbox.h"
 #include "poison_detector.h"
 
-namespace mqtt {
-class async_client;
-class iaction_listener;
-}  // namespace mqtt
-
 namespace tg {
-
-struct OutMessage {
-    std::string topic;
-    std::string payload;
-    int qos = 1;
-    bool retain = false;
-};
 
 class MqttLink {
   public:
@@ -62,9 +52,8 @@ class MqttLink {
         std::function<void(std::uint64_t seq, const std::string& topic, const std::string& why)>;
     static constexpr int kMaxAttempts = 5;
 
-    // `status_topic`/`offline_payload` become the retained last will.
-    MqttLink(const MqttConfig& cfg, EventQueue& queue, std::string status_topic,
-             std::string offline_payload);
+    // The birth (set_birth) goes to `status_topic`, retained.
+    MqttLink(const MqttConfig& cfg, std::unique_ptr<MqttClient> client, std::string status_topic);
     ~MqttLink();
     MqttLink(const MqttLink&) = delete;
     MqttLink& operator=(const MqttLink&) = delete;
@@ -130,15 +119,9 @@ class MqttLink {
     void enforce_bound();
 
     MqttConfig cfg_;
-    EventQueue& queue_;
+    std::unique_ptr<MqttClient> client_;
     std::string status_topic_;
-    std::string offline_payload_;
     std::string birth_;
-    // The listeners outlive the client: Paho may still call them while the
-    // client is being destroyed (members go in reverse order).
-    std::unique_ptr<mqtt::iaction_listener> publish_listener_;
-    std::unique_ptr<mqtt::iaction_listener> connect_listener_;
-    std::unique_ptr<mqtt::async_client> client_;
 
     bool connected_ = false;
     bool connecting_ = false;
