@@ -30,29 +30,9 @@ need_whole_seconds() {
     done
 }
 
-# --- packages (same method as scripts/test) ----------------------------------
-# Installed for this machine's architecture (other architectures may be
-# installed too, for cross builds: dpkg-query then prints one status each).
-is_installed() {
-    dpkg-query -W -f='${Architecture} ${Status}\n' "$1" 2>/dev/null |
-        grep -Ex "($(dpkg --print-architecture)|all) install ok installed" >/dev/null
-}
-install_missing() {
-    local missing=() p sudo=()
-    for p in "$@"; do
-        is_installed "$p" || missing+=("$p")
-    done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    if [[ $(id -u) -ne 0 ]]; then
-        command -v sudo >/dev/null 2>&1 || { echo "missing: ${missing[*]}" >&2; exit 1; }
-        sudo=(sudo)
-    fi
-    # A foreign-architecture index that fails to download must not stop us;
-    # the install below says whether what we need was found.
-    "${sudo[@]}" apt-get update || echo "warning: apt-get update reported errors" >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends "${missing[@]}"
-}
+# --- packages, free ports (scripts/lib.sh) ----------------------------------
+# shellcheck source=scripts/lib.sh
+source "$REPO/scripts/lib.sh"
 install_missing g++ cmake make pkg-config libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev \
     nlohmann-json3-dev libyaml-cpp-dev catch2 mosquitto mosquitto-clients python3 procps \
     binutils strace util-linux
@@ -101,11 +81,6 @@ filesystem_of() {
     findmnt -n -o FSTYPE,SOURCE --target "$1" 2>/dev/null | awk '{ print $1 " on " $2 }' ||
         stat -f -c %T "$1"
 }
-
-free_port() {
-    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # start_broker PORT NAME: a private Mosquitto on 127.0.0.1:PORT; its pid in
 # BROKER_PID (also cleaned up on exit).
