@@ -12,8 +12,11 @@
 namespace tg {
 namespace {
 
-constexpr std::chrono::seconds kDrainTimeout{3};
-constexpr std::chrono::seconds kOfflineTimeout{2};
+// Shutdown: what is in flight gets kDrainTimeout to be acknowledged (fewer
+// duplicates next start), the offline status kOfflineTimeout. Together with
+// the disconnect they stay under 5 s, even with the broker flooded.
+constexpr std::chrono::milliseconds kDrainTimeout{2000};
+constexpr std::chrono::milliseconds kOfflineTimeout{1500};
 
 std::string offline_payload() {
     return R"({"state":"offline"})";

@@ -221,7 +221,10 @@ bool PahoClient::publish_and_disconnect(const OutMessage& m, std::chrono::millis
     try {
         auto tok = client_->publish(mqtt::make_message(m.topic, m.payload, m.qos, m.retain));
         acked = tok->wait_for(timeout);
-        client_->disconnect(static_cast<int>(timeout.count()))->wait_for(timeout);
+        // What is still in flight is in the outbox for the next start: a
+        // short quiesce is enough.
+        constexpr std::chrono::milliseconds kQuiesce{500};
+        client_->disconnect(static_cast<int>(kQuiesce.count()))->wait_for(kQuiesce * 2);
     } catch (const mqtt::exception&) {
         return false;
     }
