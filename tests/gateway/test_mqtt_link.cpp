@@ -106,6 +106,21 @@ struct TempDir {
     }
 };
 
+// An outbox of its own in a temporary folder, open, no group commit due.
+struct OpenOutbox {
+    TempDir dir;
+    Outbox box;
+    OpenOutbox() : box(options(dir.path)) { box.open(); }
+    ~OpenOutbox() { box.close(); }
+    static OutboxOptions options(const std::string& path) {
+        OutboxOptions o;
+        o.data_dir = path;
+        o.boot_id = "boot-a";
+        o.sync = 1h;
+        return o;
+    }
+};
+
 outbox::Record event(std::uint64_t seq) {
     outbox::Record r;
     r.seq = seq;
@@ -249,13 +264,8 @@ TEST_CASE("link: a message in flight at five losses in a row is given up", "[lin
 }
 
 TEST_CASE("link: events go in seq order with a bounded window in flight", "[link]") {
-    TempDir d;
-    OutboxOptions o;
-    o.data_dir = d.path;
-    o.boot_id = "boot-a";
-    o.sync = 1h;
-    Outbox box(o);
-    box.open();
+    OpenOutbox ob;
+    Outbox& box = ob.box;
     Harness h;
     h.link.set_outbox(&box);
     h.link.set_limits(4, 1 << 20);
@@ -279,17 +289,11 @@ TEST_CASE("link: events go in seq order with a bounded window in flight", "[link
     h.up();
     REQUIRE_FALSE(h.client->sent.empty());
     CHECK(h.client->sent.front().msg.payload == "{\"seq\":" + std::to_string(first + 1) + "}");
-    box.close();
 }
 
 TEST_CASE("link: an event refused five times is given up and the rest flows", "[link]") {
-    TempDir d;
-    OutboxOptions o;
-    o.data_dir = d.path;
-    o.boot_id = "boot-a";
-    o.sync = 1h;
-    Outbox box(o);
-    box.open();
+    OpenOutbox ob;
+    Outbox& box = ob.box;
     Harness h;
     h.link.set_outbox(&box);
     const std::uint64_t first = box.next_seq();
@@ -324,5 +328,4 @@ TEST_CASE("link: an event refused five times is given up and the rest flows", "[
     h.ack_all();
     CHECK(box.cursor() == first + 1);
     CHECK(h.link.settled());
-    box.close();
 }
