@@ -8,6 +8,7 @@
 #include "envelope.h"
 #include "gateway.h"
 #include "rule_files.h"
+#include "rules/publish_topic.h"
 
 namespace tg {
 namespace {
@@ -175,6 +176,15 @@ void Gateway::run_action(const rules::Action& a, const std::string& rule) {
         [&](const auto& act) {
             using T = std::decay_t<decltype(act)>;
             if constexpr (std::is_same_v<T, rules::PublishAction>) {
+                // A topic rendered from sensor text may be anything; one the
+                // broker refuses would cost the connection (and everything
+                // queued behind it), so it never leaves the gateway.
+                if (const auto bad = rules::check_publish_topic(act.topic)) {
+                    deadletter(
+                        "rule:" + rule, "bad_topic",
+                        "publish topic " + bad->message + ": " + rules::show_topic(act.topic));
+                    return;
+                }
                 // Not an event (no envelope, no seq): it waits in the link's
                 // memory queue while the broker is away.
                 link_->publish({act.topic, act.payload, act.qos, act.retain});
