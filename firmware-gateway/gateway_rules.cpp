@@ -17,6 +17,19 @@ std::string state_path(const Config& cfg) {
     return cfg.gateway.data_dir + "/rules.state";
 }
 
+// A sensor may send megabytes of text; its log line shows the start (the
+// rule event carries it whole).
+std::string loggable(std::string text) {
+    constexpr std::size_t kMax = 500;
+    if (text.size() <= kMax) return text;
+    const std::size_t total = text.size();
+    std::size_t cut = kMax;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0u) == 0x80u)
+        --cut;  // not inside a UTF-8 character
+    text.resize(cut);
+    return text + "… (" + std::to_string(total) + " bytes)";
+}
+
 }  // namespace
 
 void Gateway::start_rules(MonoTime now) {
@@ -142,7 +155,7 @@ void Gateway::handle_transitions(std::vector<rules::Transition>& ts) {
     for (const rules::Transition& t : ts) {
         if (t.kind == rules::TransitionKind::Fired) ++counters_.rules_fired;
         log_info("rules", t.rule + " " + std::string(rules::transition_name(t.kind)) + " " +
-                              t.values_json());
+                              loggable(t.values_json()));
         publish_rule_event(t);
         for (const rules::Action& a : t.actions) {
             if (action < early_actions_) {
