@@ -678,9 +678,9 @@ Val eval(const Program& p, std::uint32_t at, EvalEnv& env) {
         }
         case Code::Json: {
             // The text lives in the evaluation's scratch store, which outlives
-            // the Val; a deque never moves the strings it already holds.
+            // the Val; a list never moves the strings it already holds.
             if (!env.scratch) return Val::missing();
-            std::string& text = env.scratch->emplace_back();
+            std::string& text = env.scratch->emplace_front();
             append_json_literal(text, eval(p, in.a, env));
             return Val::str(text);
         }

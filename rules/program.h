@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <forward_list>
 #include <functional>
 #include <map>
 #include <optional>
@@ -207,7 +207,7 @@ struct EvalEnv {
     const TemplateVars* vars = nullptr;
     // Where json(x) keeps the text it makes, for as long as the caller needs
     // the results (a template's rendering). Conditions never call json().
-    std::deque<std::string>* scratch = nullptr;
+    std::forward_list<std::string>* scratch = nullptr;
 };
 
 // Walks the instructions; evaluate_program below takes the short cuts first.

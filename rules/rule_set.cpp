@@ -185,8 +185,8 @@ std::optional<Template> parse_template(std::string_view text, Symbols& symbols,
 
 std::string render_template(const Template& t, EvalEnv& env) {
     std::string out;
-    std::deque<std::string> scratch;  // json() results, until they are copied out
-    std::deque<std::string>* const outer = env.scratch;
+    std::forward_list<std::string> scratch;  // json() results, until copied out
+    std::forward_list<std::string>* const outer = env.scratch;
     env.scratch = &scratch;
     for (const Template::Part& p : t.parts) {
         if (p.expr) {

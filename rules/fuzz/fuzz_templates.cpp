@@ -115,8 +115,8 @@ void run(const Inputs& in, const SensorCatalogue* catalogue) {
         if (name == "in.s") {
             d.has_value = true;
             d.value = in.text;
-        } else if (name == "in.n" && in.has_number) {
-            d.has_value = true;
+        } else if (name == "in.n") {
+            d.has_value = in.has_number;
             d.value = in.number;
         } else if (name == "in.b") {
             d.has_value = true;
