@@ -403,3 +403,29 @@ TEST_CASE("the program of exec is a literal absolute path, never a template",
                 "path, e.g. /usr/local/bin/notify)",
                 "r.yaml:9:16: error: exec: the program (first argument) is empty"});
 }
+
+TEST_CASE("parse_template keeps where each part starts and reports at byte offsets",
+          "[rules][check]") {
+    Symbols symbols;
+    std::vector<std::string> errors;
+    const ErrorSink sink = [&](std::size_t offset, const std::string& message) {
+        errors.push_back(std::to_string(offset) + ": " + message);
+    };
+    const auto t = parse_template("a/{{x.y}}/b{{ \"}}\" }}{{json(x.y)}}", symbols, sink);
+    REQUIRE(t);
+    CHECK(errors.empty());
+    REQUIRE(t->parts.size() == 5);
+    CHECK(t->parts[0].text == "a/");
+    CHECK(t->parts[0].offset == 0);
+    CHECK(t->parts[1].expr);
+    CHECK(t->parts[1].offset == 2);
+    CHECK(t->parts[2].text == "/b");
+    CHECK(t->parts[2].offset == 9);
+    CHECK(t->parts[3].offset == 11);
+    CHECK(t->parts[4].offset == 21);
+    CHECK_FALSE(parse_template("x{{ y.z + }}", symbols, sink));
+    CHECK_FALSE(parse_template("ok {{", symbols, sink));
+    CHECK(errors ==
+          std::vector<std::string>{"10: expected an expression, found the end of the expression",
+                                   "3: unclosed '{{' (missing '}}')"});
+}
