@@ -8,12 +8,26 @@
 #include "envelope.h"
 #include "gateway.h"
 #include "rule_files.h"
+#include "rules/publish_topic.h"
 
 namespace tg {
 namespace {
 
 std::string state_path(const Config& cfg) {
     return cfg.gateway.data_dir + "/rules.state";
+}
+
+// A sensor may send megabytes of text; its log line shows the start (the
+// rule event carries it whole).
+std::string loggable(std::string text) {
+    constexpr std::size_t kMax = 500;
+    if (text.size() <= kMax) return text;
+    const std::size_t total = text.size();
+    std::size_t cut = kMax;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0u) == 0x80u)
+        --cut;  // not inside a UTF-8 character
+    text.resize(cut);
+    return text + "… (" + std::to_string(total) + " bytes)";
 }
 
 }  // namespace
@@ -141,7 +155,7 @@ void Gateway::handle_transitions(std::vector<rules::Transition>& ts) {
     for (const rules::Transition& t : ts) {
         if (t.kind == rules::TransitionKind::Fired) ++counters_.rules_fired;
         log_info("rules", t.rule + " " + std::string(rules::transition_name(t.kind)) + " " +
-                              t.values_json());
+                              loggable(t.values_json()));
         publish_rule_event(t);
         for (const rules::Action& a : t.actions) {
             if (action < early_actions_) {
@@ -175,6 +189,15 @@ void Gateway::run_action(const rules::Action& a, const std::string& rule) {
         [&](const auto& act) {
             using T = std::decay_t<decltype(act)>;
             if constexpr (std::is_same_v<T, rules::PublishAction>) {
+                // A topic rendered from sensor text may be anything; one the
+                // broker refuses would cost the connection (and everything
+                // queued behind it), so it never leaves the gateway.
+                if (const auto bad = rules::check_publish_topic(act.topic)) {
+                    deadletter(
+                        "rule:" + rule, "bad_topic",
+                        "publish topic " + bad->message + ": " + rules::show_topic(act.topic));
+                    return;
+                }
                 // Not an event (no envelope, no seq): it waits in the link's
                 // memory queue while the broker is away.
                 link_->publish({act.topic, act.payload, act.qos, act.retain});

@@ -239,15 +239,7 @@ void Engine::evaluate(std::size_t i, std::int64_t now, WallTime wall,
 }
 
 std::string Engine::render(const Template& t, EvalEnv& env) const {
-    std::string out;
-    for (const Template::Part& p : t.parts) {
-        if (p.expr) {
-            out += render_text(evaluate_program(*p.expr, env));
-        } else {
-            out += p.text;
-        }
-    }
-    return out;
+    return render_template(t, env);
 }
 
 void Engine::emit(const Rule& rule, TransitionKind kind, std::int64_t now, WallTime wall,

@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "core/source_error.h"
+#include "rules/utf8.h"
 
 namespace tg::rules {
 namespace {
@@ -22,7 +23,7 @@ struct FuncInfo {
     std::string_view usage;
 };
 
-constexpr std::array<FuncInfo, 12> kFunctions{{
+constexpr std::array<FuncInfo, 13> kFunctions{{
     {"avg", 2, 2, "avg(sensor, window)"},
     {"min", 2, 2, "min(sensor, window) or min(a, b)"},
     {"max", 2, 2, "max(sensor, window) or max(a, b)"},
@@ -35,6 +36,7 @@ constexpr std::array<FuncInfo, 12> kFunctions{{
     {"abs", 1, 1, "abs(x)"},
     {"round", 1, 2, "round(x, n)"},
     {"between", 3, 3, "between(x, lo, hi)"},
+    {"json", 1, 1, "json(x)"},
 }};
 
 constexpr std::array<std::string_view, 4> kTemplateNames{{"rule", "gateway", "severity", "ts"}};
@@ -408,6 +410,18 @@ class Compiler {
         return {emit(code, id), Type::Number, true};
     }
 
+    // json(x): any value; a template function like the names rule, gateway,
+    // severity and ts, since its text only matters where something renders.
+    Compiled json_call(const SyntaxNode& n) {
+        if (!template_names_) {
+            error(n.offset, "'json' is only available in templates (publish, exec, log)");
+            return {0, Type::Any, false};
+        }
+        const Compiled arg = node(*n.args[0]);
+        if (!arg.ok) return {0, Type::Any, false};
+        return {emit(Code::Json, arg.at), Type::String, true};
+    }
+
     Compiled call(const SyntaxNode& n) {
         const FuncInfo* f = find_function(n.text);
         if (!f) {
@@ -432,6 +446,7 @@ class Compiler {
             return {0, Type::Any, false};
         }
         if (is_window_function(n.text)) return window_call(n);
+        if (n.text == "json") return json_call(n);
         if ((n.text == "min" || n.text == "max") && n.args[1]->kind == SyntaxNode::Kind::Number &&
             n.args[1]->duration) {
             return window_call(n);
@@ -661,6 +676,14 @@ Val eval(const Program& p, std::uint32_t at, EvalEnv& env) {
             }
             return number_or_missing(round_half_away(v.number, static_cast<int>(d.number)));
         }
+        case Code::Json: {
+            // The text lives in the evaluation's scratch store, which outlives
+            // the Val; a list never moves the strings it already holds.
+            if (!env.scratch) return Val::missing();
+            std::string& text = env.scratch->emplace_front();
+            append_json_literal(text, eval(p, in.a, env));
+            return Val::str(text);
+        }
         case Code::Between: {
             const Val x = eval(p, in.a, env);
             const Val lo = eval(p, in.b, env);
@@ -766,6 +789,49 @@ std::string render_text(const Val& v) {
             return std::string(v.string);
     }
     return "null";
+}
+
+void append_json_literal(std::string& out, const Val& v) {
+    switch (v.kind) {
+        case Val::Kind::Missing:
+            out += "null";
+            return;
+        case Val::Kind::Number:
+            out += std::isfinite(v.number) ? format_number(v.number) : std::string("null");
+            return;
+        case Val::Kind::Boolean:
+            out += v.boolean ? "true" : "false";
+            return;
+        case Val::Kind::String:
+            break;
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    const std::string_view s = v.string;
+    out += '"';
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto u = static_cast<unsigned char>(s[i]);
+        if (u >= 0x80) {
+            const Utf8Step step = decode_utf8(s, i);
+            // Bytes that are not UTF-8 become U+FFFD (one per maximal
+            // subpart), so the result is always valid JSON text.
+            out.append(step.valid ? s.substr(i, step.length) : std::string_view("\xEF\xBF\xBD"));
+            i += step.length;
+            continue;
+        }
+        if (u == '"' || u == '\\') {
+            out += '\\';
+            out += static_cast<char>(u);
+        } else if (u < 0x20) {
+            out += "\\u00";
+            out += kHex[u >> 4];
+            out += kHex[u & 0xF];
+        } else {
+            out += static_cast<char>(u);
+        }
+        ++i;
+    }
+    out += '"';
 }
 
 double round_half_away(double x, int digits) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <forward_list>
 #include <functional>
 #include <map>
 #include <optional>
@@ -68,6 +69,7 @@ enum class Code : std::uint8_t {
     Min,      // a, b
     Max,      // a, b
     Between,  // a, b, c
+    Json,     // a (templates only)
 };
 
 enum class TemplateVar : std::uint32_t { Rule, Gateway, Severity, Ts };
@@ -203,6 +205,9 @@ struct EvalEnv {
     std::int64_t now_ns = 0;
     std::int64_t start_ns = 0;  // age() of a sensor with no reading counts from here
     const TemplateVars* vars = nullptr;
+    // Where json(x) keeps the text it makes, for as long as the caller needs
+    // the results (a template's rendering). Conditions never call json().
+    std::forward_list<std::string>* scratch = nullptr;
 };
 
 // Walks the instructions; evaluate_program below takes the short cuts first.
@@ -243,6 +248,12 @@ Val evaluate_general(const Program& program, EvalEnv& env);
 // Template text of a value: numbers as SPEC §4, missing as null, booleans
 // true/false, strings as they are.
 std::string render_text(const Val& v);
+
+// json(x): the value as a JSON literal. Numbers as SPEC §4, missing as null,
+// booleans true/false, strings quoted with '"' and '\' escaped, control
+// characters as \u00XX, and every ill-formed UTF-8 sequence replaced by
+// U+FFFD, so that the text is valid JSON whatever a sensor sent.
+void append_json_literal(std::string& out, const Val& v);
 
 // round(x, n), half away from zero on the shortest decimal form of x, so that
 // round(2.675, 2) is 2.68 as written rather than 2.67 as stored.

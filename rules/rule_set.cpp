@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/units.h"
+#include "rules/publish_topic.h"
 #include "rules/yaml_text.h"
 
 namespace tg::rules {
@@ -112,6 +113,93 @@ std::string_view severity_name(RuleSeverity s) {
     return "warning";
 }
 
+std::optional<Template> parse_template(std::string_view text, Symbols& symbols,
+                                       const ErrorSink& errors) {
+    Template out;
+    out.source = std::string(text);
+    bool ok = true;
+    std::size_t i = 0;
+    std::string literal;
+    std::size_t literal_at = 0;
+    while (i < text.size()) {
+        const std::size_t open = text.find("{{", i);
+        if (literal.empty()) literal_at = i;
+        if (open == std::string_view::npos) {
+            literal += text.substr(i);
+            break;
+        }
+        literal += text.substr(i, open - i);
+        // The expression ends at the first "}}" outside a string literal.
+        std::size_t j = open + 2;
+        bool in_string = false;
+        std::size_t close = std::string_view::npos;
+        while (j < text.size()) {
+            const char c = text[j];
+            if (in_string) {
+                if (c == '\\') {
+                    j += 2;
+                    continue;
+                }
+                if (c == '"') in_string = false;
+            } else if (c == '"') {
+                in_string = true;
+            } else if (c == '}' && j + 1 < text.size() && text[j + 1] == '}') {
+                close = j;
+                break;
+            }
+            ++j;
+        }
+        if (close == std::string_view::npos) {
+            errors(open, "unclosed '{{' (missing '}}')");
+            ok = false;
+            break;
+        }
+        if (!literal.empty()) {
+            out.parts.push_back(Template::Part{std::move(literal), std::nullopt, literal_at});
+            literal.clear();
+        }
+        const std::string_view expr = text.substr(open + 2, close - open - 2);
+        if (expr.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+            errors(open, "empty '{{ }}'");
+            ok = false;
+        } else {
+            const std::size_t base = open + 2;
+            auto sink = [&](std::size_t offset, const std::string& message) {
+                errors(base + offset, message);
+            };
+            auto program = compile_text(expr, symbols, true, sink);
+            if (program) {
+                out.parts.push_back(Template::Part{{}, std::move(program), open});
+            } else {
+                ok = false;
+            }
+        }
+        i = close + 2;
+    }
+    if (!literal.empty()) {
+        out.parts.push_back(Template::Part{std::move(literal), std::nullopt, literal_at});
+    }
+    if (!ok) return std::nullopt;
+    return out;
+}
+
+std::string render_template(const Template& t, EvalEnv& env) {
+    std::string out;
+    std::forward_list<std::string> scratch;  // json() results, until copied out
+    std::forward_list<std::string>* const outer = env.scratch;
+    env.scratch = &scratch;
+    for (const Template::Part& p : t.parts) {
+        if (p.expr) {
+            out += render_text(evaluate_program(*p.expr, env));
+            scratch.clear();
+        } else {
+            out += p.text;
+        }
+    }
+    env.scratch = outer;
+    return out;
+}
+
 const Rule* RuleSet::find(std::string_view name) const {
     for (const Rule& r : rules_) {
         if (r.name == name) return &r;
@@ -158,6 +246,8 @@ class RuleSetBuilder {
     void actions(const Entry& e, const std::string& label, std::vector<ActionSpec>& out);
     std::optional<ActionSpec> action(const Entry& e, const std::string& label);
     std::optional<ActionSpec> publish(const Entry& e, const std::string& label);
+    bool literal_topic_ok(const Template& topic, const YAML::Node& value, const SourcePos& at);
+    bool literal_program_ok(const Template& program, const YAML::Node& value, const SourcePos& at);
     std::optional<ActionSpec> output(const Entry& e, const std::string& label);
     std::optional<ActionSpec> exec(const Entry& e, const std::string& label);
 
@@ -273,68 +363,10 @@ std::optional<Template> RuleSetBuilder::templ(const YAML::Node& value, const YAM
                                               const std::string& label, const SourcePos& fallback) {
     const auto t = text(value, key, label, fallback, true);
     if (!t) return std::nullopt;
-    Template out;
-    out.source = *t;
-    bool ok = true;
-    std::size_t i = 0;
-    std::string literal;
-    while (i < t->size()) {
-        const std::size_t open = t->find("{{", i);
-        if (open == std::string::npos) {
-            literal += t->substr(i);
-            break;
-        }
-        literal += t->substr(i, open - i);
-        // The expression ends at the first "}}" outside a string literal.
-        std::size_t j = open + 2;
-        bool in_string = false;
-        std::size_t close = std::string::npos;
-        while (j < t->size()) {
-            const char c = (*t)[j];
-            if (in_string) {
-                if (c == '\\') {
-                    j += 2;
-                    continue;
-                }
-                if (c == '"') in_string = false;
-            } else if (c == '"') {
-                in_string = true;
-            } else if (c == '}' && j + 1 < t->size() && (*t)[j + 1] == '}') {
-                close = j;
-                break;
-            }
-            ++j;
-        }
-        if (close == std::string::npos) {
-            error(src_->in_scalar(value, open), label + ": unclosed '{{' (missing '}}')");
-            ok = false;
-            break;
-        }
-        if (!literal.empty()) {
-            out.parts.push_back(Template::Part{std::move(literal), std::nullopt});
-            literal.clear();
-        }
-        const std::string expr = t->substr(open + 2, close - open - 2);
-        if (expr.find_first_not_of(" \t\r\n") == std::string::npos) {
-            error(src_->in_scalar(value, open), label + ": empty '{{ }}'");
-            ok = false;
-        } else {
-            const std::size_t base = open + 2;
-            auto sink = [&](std::size_t offset, const std::string& message) {
-                error(src_->in_scalar(value, base + offset), label + ": " + message);
-            };
-            auto program = compile_text(expr, symbols_, true, sink);
-            if (program) {
-                out.parts.push_back(Template::Part{{}, std::move(program)});
-            } else {
-                ok = false;
-            }
-        }
-        i = close + 2;
-    }
-    if (!literal.empty()) out.parts.push_back(Template::Part{std::move(literal), std::nullopt});
-    if (!ok) return std::nullopt;
-    return out;
+    auto sink = [&](std::size_t offset, const std::string& message) {
+        error(src_->in_scalar(value, offset), label + ": " + message);
+    };
+    return parse_template(*t, symbols_, sink);
 }
 
 std::optional<milliseconds> RuleSetBuilder::duration(const Entry& e, const std::string& label,
@@ -578,6 +610,45 @@ std::optional<ActionSpec> RuleSetBuilder::action(const Entry& e, const std::stri
     return LogSpec{std::move(*t)};
 }
 
+bool RuleSetBuilder::literal_topic_ok(const Template& topic, const YAML::Node& value,
+                                      const SourcePos& at) {
+    // What the template itself writes is checked here, at its place in the
+    // file; what its expressions render is checked before each publish.
+    bool ok = true;
+    std::size_t literal_bytes = 0;
+    for (const Template::Part& part : topic.parts) {
+        if (part.expr) continue;
+        literal_bytes += part.text.size();
+        const auto problem = check_topic_bytes(part.text);
+        if (!problem) continue;
+        const SourcePos where = src_->in_scalar(value, part.offset + problem->offset);
+        switch (problem->kind) {
+            case TopicProblem::Kind::Wildcard:
+                error(where, std::string("topic: a publish topic must not contain the MQTT "
+                                         "wildcard '") +
+                                 part.text[problem->offset] +
+                                 "' (wildcards only work in subscriptions; name one topic)");
+                break;
+            case TopicProblem::Kind::Nul:
+                error(where, "topic: a publish topic must not contain a NUL character");
+                break;
+            default:
+                error(where, "topic: a publish topic must be valid UTF-8; it " + problem->message);
+                break;
+        }
+        ok = false;
+    }
+    if (topic.parts.empty()) {
+        error(at, "topic: must not be empty");
+        ok = false;
+    } else if (literal_bytes > kMaxTopicBytes) {
+        error(at, "topic: a publish topic is at most 65535 bytes; this one has " +
+                      std::to_string(literal_bytes) + " without its templates");
+        ok = false;
+    }
+    return ok;
+}
+
 std::optional<ActionSpec> RuleSetBuilder::publish(const Entry& e, const std::string& label) {
     if (!e.value.IsMap()) {
         error(value_pos(e),
@@ -590,24 +661,7 @@ std::optional<ActionSpec> RuleSetBuilder::publish(const Entry& e, const std::str
     if (const Entry* t = find(es, "topic")) {
         auto topic = templ(t->value, &t->key_node, "topic", key_pos(*t));
         if (topic) {
-            bool has_text = false;
-            for (const Template::Part& part : topic->parts) {
-                if (part.expr) {
-                    has_text = true;
-                    continue;
-                }
-                if (!part.text.empty()) has_text = true;
-                if (part.text.find_first_of("+#") != std::string::npos) {
-                    error(value_pos(*t),
-                          "topic: a publish topic must not contain the MQTT "
-                          "wildcards '+' or '#'");
-                    ok = false;
-                }
-            }
-            if (!has_text) {
-                error(value_pos(*t), "topic: must not be empty");
-                ok = false;
-            }
+            if (!literal_topic_ok(*topic, t->value, value_pos(*t))) ok = false;
             p.topic = std::move(*topic);
         } else {
             ok = false;
@@ -701,6 +755,34 @@ std::optional<ActionSpec> RuleSetBuilder::output(const Entry& e, const std::stri
     return o;
 }
 
+bool RuleSetBuilder::literal_program_ok(const Template& program, const YAML::Node& value,
+                                        const SourcePos& at) {
+    // The program is fixed when the rule is written: a template would let
+    // whoever can set a sensor's value choose what runs.
+    for (const Template::Part& part : program.parts) {
+        if (!part.expr) continue;
+        error(src_->in_scalar(value, part.offset),
+              "exec: the program (first argument) must be a literal absolute path, not a "
+              "template; name the program and pass values as later arguments, e.g. exec: "
+              "[/usr/local/bin/notify, \"{{greenhouse.temp}}\"]");
+        return false;
+    }
+    if (program.source.empty()) {
+        error(at, "exec: the program (first argument) is empty");
+        return false;
+    }
+    if (program.source.front() != '/') {
+        error(at,
+              "exec: the program (first argument) must be an absolute path starting with "
+              "'/', got '" +
+                  program.source.substr(0, 60) +
+                  "' (no shell or PATH search runs: write its full path, e.g. "
+                  "/usr/local/bin/notify)");
+        return false;
+    }
+    return true;
+}
+
 std::optional<ActionSpec> RuleSetBuilder::exec(const Entry& e, const std::string& label) {
     ExecSpec x;
     YAML::Node argv = e.value;
@@ -734,17 +816,16 @@ std::optional<ActionSpec> RuleSetBuilder::exec(const Entry& e, const std::string
         error(argv_pos, "exec: the argument list is empty (the first is the program to run)");
         return std::nullopt;
     }
+    bool first = true;
     for (const YAML::Node& arg : argv) {
         auto t = templ(arg, nullptr, "exec argument", argv_pos);
+        if (t && first && !literal_program_ok(*t, arg, src_->at_node(arg, argv_pos))) t.reset();
+        first = false;
         if (t) {
             x.argv.push_back(std::move(*t));
         } else {
             ok = false;
         }
-    }
-    if (ok && x.argv.front().source.empty()) {
-        error(argv_pos, "exec: the program (first argument) is empty");
-        ok = false;
     }
     if (!ok) return std::nullopt;
     return x;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -25,10 +26,21 @@ struct Template {
     struct Part {
         std::string text;             // literal text, when expr is empty
         std::optional<Program> expr;  // an expression to render
+        std::size_t offset = 0;       // where the part starts in `source` (at "{{" for expr)
     };
     std::vector<Part> parts;
     std::string source;  // as written
 };
+
+// Splits `text` into literal parts and {{ EXPR }} parts (an expression ends
+// at the first "}}" outside a string literal) and compiles the expressions,
+// template names allowed. Every problem goes to `errors` at its byte offset
+// in `text`; nullopt when there was any.
+std::optional<Template> parse_template(std::string_view text, Symbols& symbols,
+                                       const ErrorSink& errors);
+
+// The text with each expression's value rendered in `env` (render_text).
+std::string render_template(const Template& t, EvalEnv& env);
 
 struct PublishSpec {
     Template topic;

@@ -164,8 +164,8 @@ TEST_CASE("every problem of every file is reported in one run", "[rules][check]"
         "a.yaml:14:15: error: actions: exec: expected a list of arguments, e.g. exec: "
         "[/usr/local/bin/notify, \"hot\"] (no shell runs, so one command line in a string does "
         "not work)",
-        "a.yaml:15:27: error: topic: a publish topic must not contain the MQTT wildcards '+' or "
-        "'#'",
+        "a.yaml:15:35: error: topic: a publish topic must not contain the MQTT wildcard '#' "
+        "(wildcards only work in subscriptions; name one topic)",
         "a.yaml:15:56: error: qos: expected 0 or 1, got '2'",
         "a.yaml:17:9: error: actions: an action has exactly one of publish, output, exec, log; "
         "start a new list item for 'output' (- output: …)",
@@ -235,16 +235,15 @@ TEST_CASE("templates are checked: unclosed, empty, names, topic wildcards", "[ru
       - output: { value: on }
       - exec: []
 )";
-    CHECK(
-        check(text) ==
-        Lines{"r.yaml:5:17: error: log: unclosed '{{' (missing '}}')",
-              "r.yaml:6:17: error: log: empty '{{ }}'",
-              "r.yaml:8:27: error: topic: a publish topic must not contain the MQTT wildcards '+' "
-              "or '#'",
-              "r.yaml:9:9: error: publish: missing 'topic'",
-              "r.yaml:10:9: error: output: missing 'name'",
-              "r.yaml:11:15: error: exec: the argument list is empty (the first is the program "
-              "to run)"});
+    CHECK(check(text) ==
+          Lines{"r.yaml:5:17: error: log: unclosed '{{' (missing '}}')",
+                "r.yaml:6:17: error: log: empty '{{ }}'",
+                "r.yaml:8:45: error: topic: a publish topic must not contain the MQTT wildcard '+' "
+                "(wildcards only work in subscriptions; name one topic)",
+                "r.yaml:9:9: error: publish: missing 'topic'",
+                "r.yaml:10:9: error: output: missing 'name'",
+                "r.yaml:11:15: error: exec: the argument list is empty (the first is the program "
+                "to run)"});
 }
 
 TEST_CASE("without a config, sensors and outputs are not verified", "[rules][check]") {
@@ -350,4 +349,83 @@ TEST_CASE("rule files are read from files and folders", "[rules][check]") {
           Lines{(dir / "missing").string() + ": error: cannot read: No such file or directory",
                 (dir / "extra.yaml").string() + ":3:11: error: when: unknown sensor 'nope'"});
     fs::remove_all(dir);
+}
+
+TEST_CASE("a literal publish topic with a wildcard, NUL or nothing is an error where it stands",
+          "[rules][check][topic]") {
+    const std::string text = R"(rules:
+  - name: t
+    when: door.open
+    actions:
+      - publish: { topic: "a/\0b", payload: x }
+      - publish: { topic: "", payload: x }
+      - publish: { topic: 'x/{{meter.mode}}/#', payload: x }
+      - publish: { topic: alerts/+/x, payload: x }
+      - publish: { topic: 'ok/{{meter.mode}}/{{json(meter.mode)}}', payload: '{{json(door.open)}}' }
+)";
+    CHECK(check(text) ==
+          Lines{"r.yaml:5:30: error: topic: a publish topic must not contain a NUL character",
+                "r.yaml:6:27: error: topic: must not be empty",
+                "r.yaml:7:45: error: topic: a publish topic must not contain the MQTT wildcard "
+                "'#' (wildcards only work in subscriptions; name one topic)",
+                "r.yaml:8:34: error: topic: a publish topic must not contain the MQTT wildcard "
+                "'+' (wildcards only work in subscriptions; name one topic)"});
+}
+
+TEST_CASE("the program of exec is a literal absolute path, never a template",
+          "[rules][check][exec]") {
+    const std::string text = R"(rules:
+  - name: t
+    when: door.open
+    actions:
+      - exec: ['{{meter.mode}}', -c, id]
+      - exec: { argv: ["/usr/bin/{{meter.mode}}", x] }
+      - exec: [notify, "hot"]
+      - exec: [./notify]
+      - exec: [""]
+      - exec: [/usr/bin/logger, "{{meter.mode}}", "--tag={{rule}}"]
+)";
+    const std::string fix =
+        "name the program and pass values as later arguments, e.g. exec: "
+        "[/usr/local/bin/notify, \"{{greenhouse.temp}}\"]";
+    CHECK(check(text) ==
+          Lines{"r.yaml:5:17: error: exec: the program (first argument) must be a literal "
+                "absolute path, not a template; " +
+                    fix,
+                "r.yaml:6:34: error: exec: the program (first argument) must be a literal "
+                "absolute path, not a template; " +
+                    fix,
+                "r.yaml:7:16: error: exec: the program (first argument) must be an absolute path "
+                "starting with '/', got 'notify' (no shell or PATH search runs: write its full "
+                "path, e.g. /usr/local/bin/notify)",
+                "r.yaml:8:16: error: exec: the program (first argument) must be an absolute path "
+                "starting with '/', got './notify' (no shell or PATH search runs: write its full "
+                "path, e.g. /usr/local/bin/notify)",
+                "r.yaml:9:16: error: exec: the program (first argument) is empty"});
+}
+
+TEST_CASE("parse_template keeps where each part starts and reports at byte offsets",
+          "[rules][check]") {
+    Symbols symbols;
+    std::vector<std::string> errors;
+    const ErrorSink sink = [&](std::size_t offset, const std::string& message) {
+        errors.push_back(std::to_string(offset) + ": " + message);
+    };
+    const auto t = parse_template("a/{{x.y}}/b{{ \"}}\" }}{{json(x.y)}}", symbols, sink);
+    REQUIRE(t);
+    CHECK(errors.empty());
+    REQUIRE(t->parts.size() == 5);
+    CHECK(t->parts[0].text == "a/");
+    CHECK(t->parts[0].offset == 0);
+    CHECK(t->parts[1].expr);
+    CHECK(t->parts[1].offset == 2);
+    CHECK(t->parts[2].text == "/b");
+    CHECK(t->parts[2].offset == 9);
+    CHECK(t->parts[3].offset == 11);
+    CHECK(t->parts[4].offset == 21);
+    CHECK_FALSE(parse_template("x{{ y.z + }}", symbols, sink));
+    CHECK_FALSE(parse_template("ok {{", symbols, sink));
+    CHECK(errors ==
+          std::vector<std::string>{"10: expected an expression, found the end of the expression",
+                                   "3: unclosed '{{' (missing '}}')"});
 }
