@@ -10,8 +10,8 @@
 #include <cmath>
 #include <system_error>
 
+#include "core/json_writer.h"
 #include "core/source_error.h"
-#include "rules/utf8.h"
 
 namespace tg::rules {
 namespace {
@@ -805,33 +805,9 @@ void append_json_literal(std::string& out, const Val& v) {
         case Val::Kind::String:
             break;
     }
-    static constexpr char kHex[] = "0123456789abcdef";
-    const std::string_view s = v.string;
-    out += '"';
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto u = static_cast<unsigned char>(s[i]);
-        if (u >= 0x80) {
-            const Utf8Step step = decode_utf8(s, i);
-            // Bytes that are not UTF-8 become U+FFFD (one per maximal
-            // subpart), so the result is always valid JSON text.
-            out.append(step.valid ? s.substr(i, step.length) : std::string_view("\xEF\xBF\xBD"));
-            i += step.length;
-            continue;
-        }
-        if (u == '"' || u == '\\') {
-            out += '\\';
-            out += static_cast<char>(u);
-        } else if (u < 0x20) {
-            out += "\\u00";
-            out += kHex[u >> 4];
-            out += kHex[u & 0xF];
-        } else {
-            out += static_cast<char>(u);
-        }
-        ++i;
-    }
-    out += '"';
+    // Quoted and escaped; bytes that are not UTF-8 become U+FFFD, so the
+    // result is always valid JSON text.
+    append_json_string(out, v.string);
 }
 
 double round_half_away(double x, int digits) {

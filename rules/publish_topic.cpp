@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "rules/utf8.h"
+#include "core/utf8.h"
 
 namespace tg::rules {
 

@@ -14,13 +14,10 @@ void append_json_string(std::string& out, std::string_view s) {
         if (u >= 0x80) {
             // Bytes from outside (a sensor's string, an MQTT payload) may
             // not be UTF-8; JSON text must be. Invalid bytes become U+FFFD.
-            const std::size_t n = utf8_sequence(s.substr(i));
-            if (n == 0) {
-                out += "\xEF\xBF\xBD";  // U+FFFD
-            } else {
-                out.append(s.substr(i, n));
-                i += n - 1;
-            }
+            // One U+FFFD per maximal subpart, as Unicode recommends.
+            const Utf8Step step = decode_utf8(s, i);
+            out.append(step.valid ? s.substr(i, step.length) : std::string_view("\xEF\xBF\xBD"));
+            i += step.length - 1;
             continue;
         }
         switch (c) {

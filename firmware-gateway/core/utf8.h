@@ -1,6 +1,8 @@
-// UTF-8 well-formedness (RFC 3629): what may go into an event's JSON, a topic
-// or a log line as text. Sensor strings, MQTT payloads and config values are
-// bytes from outside; they are checked here, in one place.
+// UTF-8 well-formedness by the byte sequences of Unicode (Table 3-7, RFC
+// 3629): no overlong forms, no surrogates (U+D800..U+DFFF), nothing above
+// U+10FFFF, no truncated sequence. Text from outside -- sensor strings, MQTT
+// payloads, config values, rendered topics -- is checked here, in one place,
+// before it goes into JSON, a topic or a message.
 #pragma once
 
 #include <cstddef>
@@ -9,15 +11,27 @@
 
 namespace tg {
 
-// Length (1-4) of the well-formed UTF-8 sequence `s` starts with, or 0 when it
-// does not start with one (a stray continuation byte, an overlong form, a
-// surrogate, a code point above U+10FFFF, a cut sequence, or `s` empty).
-std::size_t utf8_sequence(std::string_view s);
+struct Utf8Step {
+    bool valid = false;
+    // Bytes this step covers: the whole character when valid, else the
+    // maximal subpart of a well-formed sequence (at least one byte), which is
+    // what one U+FFFD replaces in the Unicode recommended practice.
+    std::size_t length = 1;
+    char32_t code_point = 0;   // when valid
+    const char* problem = "";  // when not: a short phrase for messages
+};
 
-bool valid_utf8(std::string_view s);
+// Decodes the character starting at byte `at` (< text.size()).
+Utf8Step decode_utf8(std::string_view text, std::size_t at);
 
-// `s` with every byte that is not part of a well-formed sequence replaced by
-// U+FFFD, the replacement character.
-std::string utf8_repaired(std::string_view s);
+// Byte offset of the first ill-formed sequence, or npos when `text` is valid.
+std::size_t first_invalid_utf8(std::string_view text, const char** problem = nullptr);
+
+inline bool valid_utf8(std::string_view text) {
+    return first_invalid_utf8(text) == std::string_view::npos;
+}
+
+// `text` with each ill-formed sequence (maximal subpart) replaced by U+FFFD.
+std::string utf8_repaired(std::string_view text);
 
 }  // namespace tg

@@ -22,9 +22,9 @@
 #include <string_view>
 #include <vector>
 
+#include "core/utf8.h"
 #include "rules/program.h"
 #include "rules/rule_set.h"
-#include "rules/utf8.h"
 
 using namespace tg;
 using namespace tg::rules;

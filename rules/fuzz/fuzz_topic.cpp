@@ -19,6 +19,7 @@
 
 #include "rules/publish_topic.h"
 
+using namespace tg;
 using namespace tg::rules;
 
 namespace {

@@ -19,7 +19,8 @@ TEST_CASE("well-formed UTF-8 is accepted", "[utf8]") {
     CHECK(valid_utf8("\xF4\x8F\xBF\xBF"));      // U+10FFFF, the last code point
     CHECK(valid_utf8("\xED\x9F\xBF"));          // U+D7FF, just below the surrogates
     CHECK(valid_utf8(std::string("a\0b", 3)));  // NUL is UTF-8 (topics refuse it elsewhere)
-    CHECK(utf8_sequence("\xE2\x82\xAC rest") == 3);
+    CHECK(decode_utf8("\xE2\x82\xAC rest", 0).length == 3);
+    CHECK(decode_utf8("\xE2\x82\xAC rest", 0).code_point == U'\u20AC');
 }
 
 TEST_CASE("ill-formed UTF-8 is refused", "[utf8]") {
@@ -33,8 +34,8 @@ TEST_CASE("ill-formed UTF-8 is refused", "[utf8]") {
     CHECK_FALSE(valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
     CHECK_FALSE(valid_utf8("\xF5\x80\x80\x80"));  // no such lead byte
     CHECK_FALSE(valid_utf8("\xFF\xFE"));
-    CHECK(utf8_sequence("") == 0);
-    CHECK(utf8_sequence("\xE2\x82") == 0);
+    CHECK_FALSE(decode_utf8("\xE2\x82", 0).valid);
+    CHECK(first_invalid_utf8("ok\xC0\xAF") == 2);
 }
 
 TEST_CASE("repair replaces each bad byte with U+FFFD and keeps the rest", "[utf8]") {
@@ -43,7 +44,7 @@ TEST_CASE("repair replaces each bad byte with U+FFFD and keeps the rest", "[utf8
                         "b") ==
           "a\xEF\xBF\xBD"
           "b");
-    CHECK(utf8_repaired("\xE2\x82") == "\xEF\xBF\xBD\xEF\xBF\xBD");
+    CHECK(utf8_repaired("\xE2\x82") == "\xEF\xBF\xBD");  // one per maximal subpart
     CHECK(valid_utf8(utf8_repaired("\xC0\xAF\xED\xA0\x80\xF4\x90\x80\x80")));
 }
 

@@ -6,9 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "core/utf8.h"
 #include "rules/publish_topic.h"
-#include "rules/utf8.h"
 
+using namespace tg;
 using namespace tg::rules;
 using Kind = TopicProblem::Kind;
 
