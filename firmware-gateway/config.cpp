@@ -44,6 +44,17 @@ constexpr std::size_t kMaxGatewayId = 64;
 // Every topic starts with <topic_prefix>/<gateway.id>/; bounded so that the
 // topics built from it stay far below MQTT's limit.
 constexpr std::size_t kMaxTopicPrefix = 256;
+// Sensor and output names become topic levels (<p>/events/<path>,
+// <p>/cmd/outputs/<name>): a reading whose topic MQTT cannot carry would be
+// refused at every poll, so names are bounded where they are written.
+constexpr std::size_t kMaxName = 128;
+
+// The error for a name over kMaxName, or empty.
+std::string name_too_long(const std::string& what, const std::string& name) {
+    if (name.size() <= kMaxName) return {};
+    return what + ": " + std::to_string(name.size()) + " characters; at most " +
+           std::to_string(kMaxName) + " are allowed (it is part of topics)";
+}
 
 std::string lower(std::string s) {
     for (char& c : s)
@@ -878,7 +889,9 @@ void Loader::sensor(const YAML::Node& node, Config& c) {
     if (const Entry* e = find(es, "name")) {
         if (auto v = get(*e, "name", as_string)) {
             const SourcePos p = value_pos(*e);
-            if (!is_valid_sensor_name(*v)) {
+            if (const std::string too_long = name_too_long("sensor name", *v); !too_long.empty()) {
+                error(p, too_long);
+            } else if (!is_valid_sensor_name(*v)) {
                 error(p, "invalid sensor name '" + *v +
                              "': use segments of [a-z][a-z0-9_]* joined by '.', "
                              "e.g. greenhouse.temp");
@@ -1057,7 +1070,9 @@ void Loader::output(const YAML::Node& node, Config& c) {
     if (const Entry* e = find(es, "name")) {
         if (auto v = get(*e, "name", as_string)) {
             const SourcePos p = value_pos(*e);
-            if (!is_valid_segment(*v)) {
+            if (const std::string too_long = name_too_long("output name", *v); !too_long.empty()) {
+                error(p, too_long);
+            } else if (!is_valid_segment(*v)) {
                 error(p, "invalid output name '" + *v + "': use [a-z][a-z0-9_]*, e.g. fan");
             } else if (auto [it, inserted] = output_lines_.try_emplace(*v, p.line); !inserted) {
                 error(p, "duplicate output name '" + *v + "' (first defined at line " +

@@ -1088,3 +1088,22 @@ TEST_CASE("config files that are not regular files are refused at once", "[confi
                                        "bytes; MQTT allows at most 65535"});
     }
 }
+
+TEST_CASE("sensor and output names are at most 128 characters", "[config]") {
+    // Names are topic levels; a topic over MQTT's 65535 bytes would make every
+    // reading of the sensor a bad reading at run time.
+    const std::string ok = "a." + std::string(126, 'b');
+    CHECK(tg::parse_config("sensors:\n  - {name: " + ok + ", driver: simulated}\n", "t.yaml")
+              .sensors.at(0)
+              .name == ok);
+    CHECK(error_of("sensors:\n  - {name: " + ok + "c, driver: simulated}\n") ==
+          "t.yaml:2:12: error: sensor name: 129 characters; at most 128 are allowed (it is part "
+          "of topics)");
+    CHECK(error_of("sensors:\n  - {name: " + std::string(66'000, 'a') + ", driver: simulated}\n") ==
+          "t.yaml:2:12: error: sensor name: 66000 characters; at most 128 are allowed (it is part "
+          "of topics)");
+    CHECK(error_of("sensors: []\noutputs:\n  - {name: " + std::string(129, 'o') +
+                   ", driver: file, options: {path: /x}}\n") ==
+          "t.yaml:3:12: error: output name: 129 characters; at most 128 are allowed (it is part "
+          "of topics)");
+}
