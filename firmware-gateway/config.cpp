@@ -111,8 +111,15 @@ bool is_reserved(const std::string& name) {
 // would end the message line for many readers), long values cut.
 std::string shown(std::string_view s) {
     constexpr std::size_t kMax = 80;
+    std::size_t end = s.size();
+    if (end > kMax) {
+        // Cut at a character boundary, not inside a UTF-8 sequence.
+        end = kMax;
+        while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80)
+            --end;
+    }
     std::string out;
-    for (std::size_t i = 0; i < s.size() && i < kMax; ++i) {
+    for (std::size_t i = 0; i < end; ++i) {
         const auto c = static_cast<unsigned char>(s[i]);
         if (c < 0x20 || c == 0x7F) {
             const char* hex = "0123456789abcdef";
@@ -123,7 +130,7 @@ std::string shown(std::string_view s) {
             out += static_cast<char>(c);
         }
     }
-    if (s.size() > kMax) out += "…";
+    if (end < s.size()) out += "…";
     return out;
 }
 

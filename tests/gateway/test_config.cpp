@@ -922,7 +922,19 @@ TEST_CASE("NUL and control characters in values are refused at the value", "[con
     CHECK(error_of("sensors: []\noutputs:\n  - {name: led, driver: file, options: {path: "
                    "\"/tmp/led\\0x\"}}\n") ==
           "t.yaml:3:47: error: option 'path': a NUL character (\\0) is not allowed in a value");
-    // Messages show a value's control characters escaped.
+    // Messages show long values cut after 80 bytes, at a character boundary ...
+    CHECK(error_of("mqtt:\n  qos: " + std::string(100, '9') + "x\nsensors: []\n") ==
+          "t.yaml:2:8: error: mqtt.qos: expected a whole number, got '" + std::string(80, '9') +
+              "…'");
+    std::string e_acute;
+    for (int i = 0; i < 50; ++i)
+        e_acute += "\xC3\xA9";
+    std::string cut = "a";
+    for (int i = 0; i < 39; ++i)
+        cut += "\xC3\xA9";
+    CHECK(error_of("mqtt:\n  qos: a" + e_acute + "\nsensors: []\n") ==
+          "t.yaml:2:8: error: mqtt.qos: expected a whole number, got '" + cut + "…'");
+    // ... and control characters escaped.
     CHECK(error_of("mqtt:\n  qos: \"\\t1\"\nsensors: []\n") ==
           "t.yaml:2:8: error: mqtt.qos: expected a whole number, got '\\x091'");
 }
