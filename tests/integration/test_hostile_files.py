@@ -80,8 +80,7 @@ def test_fifo_and_dev_zero_in_rules_folder_are_a_rejected_reload(make_config, st
                         what="rules_rejected dead letter")
     assert dead[0]["source"] == "rules"
     assert f"{fifo}: error: cannot read: not a regular file but a FIFO" in dead[0]["detail"]
-    log = gw.wait_for_log(r"reload rejected \(2 error\(s\)\); the previous rules keep running")
-    assert log
+    gw.wait_for_log(r"reload rejected \(2 error\(s\)\); the previous rules keep running")
     text = gw.log()
     assert f"{fifo}: error: cannot read: not a regular file but a FIFO (named pipe)" in text
     assert (f"{rules_d / 'z.yaml'}: error: cannot read: not a regular file but a character "
