@@ -3,7 +3,6 @@
 // `tidegate check` shows all of them at once instead of one per run.
 #include "config.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -19,7 +18,10 @@
 #include <system_error>
 #include <utility>
 
+#include "core/file_read.h"
 #include "core/units.h"
+#include "core/utf8.h"
+#include "rules/yaml_text.h"
 
 namespace tg {
 namespace {
@@ -33,32 +35,25 @@ using std::chrono::milliseconds;
 // ---------------------------------------------------------------------------
 // Small text helpers
 
-std::string errno_text(int err) {
-    return std::generic_category().message(err);
-}
+// MQTT's strings (client id, user name, topics) and binary fields (the
+// password) are at most this many bytes.
+constexpr std::size_t kMaxMqttString = 65535;
+// gateway.id is part of every topic, every event id and the default MQTT
+// client id; host names are at most 64 characters too.
+constexpr std::size_t kMaxGatewayId = 64;
+// Every topic starts with <topic_prefix>/<gateway.id>/; bounded so that the
+// topics built from it stay far below MQTT's limit.
+constexpr std::size_t kMaxTopicPrefix = 256;
+// Sensor and output names become topic levels (<p>/events/<path>,
+// <p>/cmd/outputs/<name>): a reading whose topic MQTT cannot carry would be
+// refused at every poll, so names are bounded where they are written.
+constexpr std::size_t kMaxName = 128;
 
-// Reads a whole file; on failure returns false with the system's reason.
-bool read_whole_file(const std::string& path, std::string& out, std::string& why) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        why = errno_text(errno);
-        return false;
-    }
-    out.clear();
-    char buf[4096];
-    for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            why = errno_text(errno);
-            ::close(fd);
-            return false;
-        }
-        if (n == 0) break;
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-    return true;
+// The error for a name over kMaxName, or empty.
+std::string name_too_long(const std::string& what, const std::string& name) {
+    if (name.size() <= kMaxName) return {};
+    return what + ": " + std::to_string(name.size()) + " characters; at most " +
+           std::to_string(kMaxName) + " are allowed (it is part of topics)";
 }
 
 std::string lower(std::string s) {
@@ -112,6 +107,33 @@ bool is_reserved(const std::string& name) {
 // Scalar conversions. Each returns nullopt with a reason; the loader adds the
 // position and the key it was reading.
 
+// A user's value as messages quote it: control characters escaped (a NUL
+// would end the message line for many readers), long values cut.
+std::string shown(std::string_view s) {
+    constexpr std::size_t kMax = 80;
+    std::size_t end = s.size();
+    if (end > kMax) {
+        // Cut at a character boundary, not inside a UTF-8 sequence.
+        end = kMax;
+        while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80)
+            --end;
+    }
+    std::string out;
+    for (std::size_t i = 0; i < end; ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x20 || c == 0x7F) {
+            const char* hex = "0123456789abcdef";
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 0xF];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    if (end < s.size()) out += "…";
+    return out;
+}
+
 std::string describe(const YAML::Node& n) {
     switch (n.Type()) {
         case YAML::NodeType::Map:
@@ -119,7 +141,7 @@ std::string describe(const YAML::Node& n) {
         case YAML::NodeType::Sequence:
             return "a list";
         case YAML::NodeType::Scalar:
-            return "'" + n.Scalar() + "'";
+            return "'" + shown(n.Scalar()) + "'";
         default:
             return "nothing";
     }
@@ -149,8 +171,24 @@ std::optional<long long> parse_integer(std::string_view s) {
     return v;
 }
 
+// Every string of a config is UTF-8 text without NUL: "\0" in a quoted YAML
+// string would cut it short wherever it meets a C API (paths, Paho's topics).
+// The file as a whole was checked for UTF-8 already; escapes cannot produce
+// invalid UTF-8 (yaml-cpp refuses a lone surrogate), checked again all the same
+// since these strings go into JSON envelopes and topics.
 std::optional<std::string> as_string(const YAML::Node& n, std::string& why) {
-    if (n.IsScalar()) return n.Scalar();
+    if (n.IsScalar()) {
+        const std::string& s = n.Scalar();
+        if (s.find('\0') != std::string::npos) {
+            why = "a NUL character (\\0) is not allowed in a value";
+            return std::nullopt;
+        }
+        if (first_invalid_utf8(s) != std::string_view::npos) {
+            why = "not valid UTF-8 text";
+            return std::nullopt;
+        }
+        return s;
+    }
     why = "expected a string, got " + describe(n);
     return std::nullopt;
 }
@@ -283,11 +321,17 @@ std::optional<OptValue> default_option(const OptionSpec& spec, std::string_view 
     return v;
 }
 
+// Outputs probed at load time publish nothing: they are never started.
+class NoOutputEnv final : public drivers::OutputEnv {
+  public:
+    void publish(const std::string&, const std::string&, int, bool) override {}
+};
+
 std::string default_gateway_id_here() {
     char host[256] = {};
     if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
     std::string machine_id, why;
-    if (!read_whole_file("/etc/machine-id", machine_id, why)) machine_id.clear();
+    if (!read_regular_file("/etc/machine-id", 4096, machine_id, why)) machine_id.clear();
     return default_gateway_id(host, machine_id);
 }
 
@@ -444,7 +488,7 @@ std::vector<Entry> Loader::section(const Entry& e, const std::vector<std::string
 std::optional<std::string> Loader::read_named_file(const Entry& e, const std::string& label,
                                                    const std::string& path) {
     std::string text, why;
-    if (!read_whole_file(path, text, why)) {
+    if (!read_regular_file(path, kMaxConfigFileBytes, text, why)) {
         error(value_pos(e), label + ": cannot read '" + path + "': " + why);
         return std::nullopt;
     }
@@ -468,21 +512,27 @@ Config Loader::load(const std::string& text) {
     Config c;
     c.file = file_;
 
-    std::vector<YAML::Node> docs;
-    try {
-        docs = YAML::LoadAll(text);
-    } catch (const YAML::ParserException& e) {
-        error(mark_pos(e.mark), e.msg);
-        return c;
-    } catch (const YAML::Exception& e) {
-        error(mark_pos(e.mark), e.msg);
+    // yaml-cpp's marks do not count a byte-order mark: neither do ours.
+    const std::string_view body = rules::strip_bom(text);
+    const rules::SourceText src(file_, body);
+    // YAML is Unicode text, and what a config holds goes into JSON envelopes
+    // and MQTT topics, which must be UTF-8: a Latin-1 "°C" is refused here,
+    // where its place is known.
+    if (const std::size_t bad = first_invalid_utf8(body); bad != std::string_view::npos) {
+        const auto b = static_cast<unsigned char>(body[bad]);
+        const char* hex = "0123456789abcdef";
+        error(src.at_byte(bad), std::string("invalid UTF-8 (byte 0x") + hex[b >> 4] + hex[b & 0xF] +
+                                    ") in a config file; it must be UTF-8 text");
         return c;
     }
-    if (docs.size() > 1) {
-        error(pos(docs[1], SourcePos{file_, 1, 1}),
-              "a config file holds one YAML document; found a second one here");
-    }
-    const YAML::Node root = docs.empty() ? YAML::Node() : docs.front();
+    // The same guards as for rule files (control characters, nesting, and
+    // never YAML::LoadAll, which yaml-cpp 0.7 does not return from on a
+    // stray ',').
+    rules::YamlDocument doc = rules::parse_yaml_document(src, "config file");
+    for (SourceError& e : doc.errors)
+        errors_.push_back(std::move(e));
+    if (!doc.parsed) return c;
+    const YAML::Node root = doc.root;
     if (!root.IsMap() && !root.IsNull()) {
         error(pos(root, SourcePos{file_, 1, 1}),
               "expected a map of sections (gateway, mqtt, rules, ..., sensors), got " +
@@ -523,7 +573,13 @@ void Loader::gateway(const Entry& top, Config& c) {
     for (const Entry& e : section(top, kGatewayKeys)) {
         if (e.key == "id") {
             if (auto v = get(e, "gateway.id", as_string)) {
-                if (is_valid_gateway_id(*v)) {
+                if (v->size() > kMaxGatewayId) {
+                    error(value_pos(e), "gateway.id: " + std::to_string(v->size()) +
+                                            " characters; at most " +
+                                            std::to_string(kMaxGatewayId) +
+                                            " are allowed (it is part of every topic and "
+                                            "event id)");
+                } else if (is_valid_gateway_id(*v)) {
                     c.gateway.id = *v;
                 } else {
                     error(value_pos(e),
@@ -568,11 +624,27 @@ void Loader::mqtt(const Entry& top, Config& c) {
                 }
             }
         } else if (e.key == "client_id") {
-            if (auto v = get(e, "mqtt.client_id", as_string)) m.client_id = *v;
+            if (auto v = get(e, "mqtt.client_id", as_string)) {
+                if (v->empty()) {
+                    error(value_pos(e),
+                          "mqtt.client_id: must not be empty (leave it out for the default, "
+                          "tidegate-<gateway.id>)");
+                } else if (v->size() > kMaxMqttString) {
+                    error(value_pos(e), "mqtt.client_id: " + std::to_string(v->size()) +
+                                            " bytes; MQTT allows at most " +
+                                            std::to_string(kMaxMqttString));
+                } else {
+                    m.client_id = *v;
+                }
+            }
         } else if (e.key == "topic_prefix") {
             if (auto v = get(e, "mqtt.topic_prefix", as_string)) {
                 if (v->empty()) {
                     error(value_pos(e), "mqtt.topic_prefix: must not be empty");
+                } else if (v->size() > kMaxTopicPrefix) {
+                    error(value_pos(e), "mqtt.topic_prefix: " + std::to_string(v->size()) +
+                                            " bytes; at most " + std::to_string(kMaxTopicPrefix) +
+                                            " are allowed");
                 } else if (v->find_first_of("+#") != std::string::npos) {
                     error(value_pos(e), "mqtt.topic_prefix: '" + *v +
                                             "' must not contain the wildcards '+' or '#'");
@@ -604,7 +676,15 @@ void Loader::mqtt(const Entry& top, Config& c) {
                 }
             }
         } else if (e.key == "username") {
-            if (auto v = get(e, "mqtt.username", as_string)) m.username = *v;
+            if (auto v = get(e, "mqtt.username", as_string)) {
+                if (v->size() > kMaxMqttString) {
+                    error(value_pos(e), "mqtt.username: " + std::to_string(v->size()) +
+                                            " bytes; MQTT allows at most " +
+                                            std::to_string(kMaxMqttString));
+                } else {
+                    m.username = *v;
+                }
+            }
         } else if (e.key == "password_file") {
             if (auto v = get(e, "mqtt.password_file", as_string)) {
                 if (!v->empty()) {
@@ -614,7 +694,14 @@ void Loader::mqtt(const Entry& top, Config& c) {
                                std::isspace(static_cast<unsigned char>(text->back()))) {
                             text->pop_back();
                         }
-                        m.password = *text;
+                        if (text->size() > kMaxMqttString) {
+                            error(value_pos(e), "mqtt.password_file: the password is " +
+                                                    std::to_string(text->size()) +
+                                                    " bytes; MQTT allows at most " +
+                                                    std::to_string(kMaxMqttString));
+                        } else {
+                            m.password = *text;
+                        }
                     }
                 }
             }
@@ -817,7 +904,9 @@ void Loader::sensor(const YAML::Node& node, Config& c) {
     if (const Entry* e = find(es, "name")) {
         if (auto v = get(*e, "name", as_string)) {
             const SourcePos p = value_pos(*e);
-            if (!is_valid_sensor_name(*v)) {
+            if (const std::string too_long = name_too_long("sensor name", *v); !too_long.empty()) {
+                error(p, too_long);
+            } else if (!is_valid_sensor_name(*v)) {
                 error(p, "invalid sensor name '" + *v +
                              "': use segments of [a-z][a-z0-9_]* joined by '.', "
                              "e.g. greenhouse.temp");
@@ -885,7 +974,18 @@ void Loader::sensor(const YAML::Node& node, Config& c) {
                 }
             }
         } else if (e.key == "unit") {
-            if (auto v = get(e, "unit", as_string)) s.unit = *v;
+            if (auto v = get(e, "unit", as_string)) {
+                // Copied into every event of the sensor.
+                const bool control = std::any_of(v->begin(), v->end(), [](char ch) {
+                    const auto u = static_cast<unsigned char>(ch);
+                    return u < 0x20 || u == 0x7F;
+                });
+                if (control) {
+                    error(value_pos(e), "unit: must not contain control characters");
+                } else {
+                    s.unit = *v;
+                }
+            }
         } else if (e.key == "range") {
             if (!e.value.IsSequence() || e.value.size() != 2) {
                 error(value_pos(e), "range: expected [low, high], got " + describe(e.value));
@@ -977,6 +1077,7 @@ void Loader::output(const YAML::Node& node, Config& c) {
               "expected an output (a map with name, driver, ...), got " + describe(node));
         return;
     }
+    const std::size_t errors_before = errors_.size();
     OutputConfig o;
     o.pos = pos(node, SourcePos{file_, 1, 1});
     const std::vector<Entry> es = entries(node, kOutputKeys, "key", " in output");
@@ -984,7 +1085,9 @@ void Loader::output(const YAML::Node& node, Config& c) {
     if (const Entry* e = find(es, "name")) {
         if (auto v = get(*e, "name", as_string)) {
             const SourcePos p = value_pos(*e);
-            if (!is_valid_segment(*v)) {
+            if (const std::string too_long = name_too_long("output name", *v); !too_long.empty()) {
+                error(p, too_long);
+            } else if (!is_valid_segment(*v)) {
                 error(p, "invalid output name '" + *v + "': use [a-z][a-z0-9_]*, e.g. fan");
             } else if (auto [it, inserted] = output_lines_.try_emplace(*v, p.line); !inserted) {
                 error(p, "duplicate output name '" + *v + "' (first defined at line " +
@@ -1040,6 +1143,26 @@ void Loader::output(const YAML::Node& node, Config& c) {
                 error(it != positions.end() ? it->second : o.pos,
                       "option 'initial': expected on or off, got '" + o.options.string("initial") +
                           "'");
+            }
+        }
+        // The gateway creates each output at start, and the driver refuses
+        // there what its option table cannot express (a wildcard topic, equal
+        // on and off payloads). Creating it here (no I/O) makes `check` refuse
+        // the same, at the offending key.
+        if (errors_.size() == errors_before && info->create) {
+            const std::string who = "output '" + o.name + "'";
+            try {
+                NoOutputEnv env;
+                std::unique_ptr<drivers::Output> probe = info->create(o.name, o.options, env);
+            } catch (const drivers::OptionError& oe) {
+                const auto it = positions.find(oe.key());
+                if (it != positions.end()) {
+                    error(it->second, "option '" + oe.key() + "': " + oe.what());
+                } else {
+                    error(o.pos, who + ": " + oe.what());
+                }
+            } catch (const std::exception& ex) {
+                error(o.pos, who + ": " + ex.what());
             }
         }
     }
@@ -1106,7 +1229,7 @@ Config parse_config(const std::string& text, const std::string& file, Diagnostic
 
 Config load_config(const std::string& path, Diagnostics* warnings) {
     std::string text, why;
-    if (!read_whole_file(path, text, why)) {
+    if (!read_regular_file(path, kMaxConfigFileBytes, text, why)) {
         Diagnostics d;
         d.error(SourcePos{path, 0, 0}, "cannot read config file: " + why);
         throw LoadError(std::move(d));

@@ -118,7 +118,9 @@ struct Config {
 // Warnings (things that may resolve at run time, settings without effect) are
 // appended to `warnings` when given, whether or not the load fails; they never
 // appear in the LoadError. Files the config names (mqtt.password_file, the TLS
-// files) are read at load time.
+// files) are read at load time. The config and those files must be regular
+// files of at most kMaxConfigFileBytes (core/file_read.h): a FIFO or a device
+// in their place is an error at once, never waited on.
 Config load_config(const std::string& path, Diagnostics* warnings = nullptr);
 
 // Same, from text already in memory; `file` names it in messages.

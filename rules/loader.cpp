@@ -3,11 +3,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <system_error>
+
+#include "core/file_read.h"
 
 namespace tg::rules {
 namespace {
@@ -19,22 +18,6 @@ bool is_rule_file_name(const fs::path& p) {
     if (name.empty() || name.front() == '.') return false;
     const std::string ext = p.extension().string();
     return ext == ".yaml" || ext == ".yml";
-}
-
-bool read_file(const std::string& path, std::string& out, std::string& why) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        why = std::strerror(errno);
-        return false;
-    }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad()) {
-        why = std::strerror(errno);
-        return false;
-    }
-    out = ss.str();
-    return true;
 }
 
 }  // namespace
@@ -75,7 +58,9 @@ std::vector<RuleSource> read_rule_sources(const std::vector<std::string>& paths,
         RuleSource s;
         s.path = f;
         std::string why;
-        if (!read_file(f, s.text, why)) {
+        // A FIFO or device named *.yaml (or a symlink to /dev/zero) is refused
+        // here, never waited on: a reload must not hang the event loop.
+        if (!read_regular_file(f, kMaxConfigFileBytes, s.text, why)) {
             diagnostics.error(SourcePos{f, 0, 0}, "cannot read: " + why);
             continue;
         }

@@ -1,7 +1,10 @@
 // Reading rule files from disk: the only file access of the rules library,
 // kept apart from the engine, which does no I/O. Paths are files or folders;
 // a folder stands for its *.yaml and *.yml files (not recursed, dot files
-// skipped), and all files are taken in path byte order.
+// skipped), and all files are taken in path byte order. Only regular files of
+// at most kMaxConfigFileBytes are read: anything else found under a rule
+// file's name (a FIFO, a device, a socket, a symlink to one) is an error
+// naming it, reported at once, never waited on.
 #pragma once
 
 #include <string>

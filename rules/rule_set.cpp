@@ -4,12 +4,10 @@
 // (sensor, window length) one shared window.
 #include "rules/rule_set.h"
 
-#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <map>
-#include <sstream>
 
 #include "core/units.h"
 #include "rules/publish_topic.h"
@@ -29,32 +27,6 @@ const std::vector<std::string> kPublishKeys{"topic", "payload", "qos", "retain"}
 const std::vector<std::string> kOutputKeys{"name", "value", "for"};
 const std::vector<std::string> kExecKeys{"argv", "timeout"};
 const std::vector<std::string> kSeverities{"info", "warning", "critical"};
-
-// yaml-cpp recurses once per nesting level; refuse absurd input before it.
-constexpr int kMaxYamlDepth = 64;
-
-// Counts documents (and notes where the second starts) without building them.
-class DocumentCounter final : public YAML::EventHandler {
-  public:
-    void OnDocumentStart(const YAML::Mark& mark) override {
-        if (count == 1) second = mark;
-        ++count;
-    }
-    void OnDocumentEnd() override {}
-    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  const std::string&) override {}
-    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                         YAML::EmitterStyle::value) override {}
-    void OnSequenceEnd() override {}
-    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                    YAML::EmitterStyle::value) override {}
-    void OnMapEnd() override {}
-
-    int count = 0;
-    YAML::Mark second;
-};
 
 struct Entry {
     std::string key;
@@ -413,53 +385,11 @@ void RuleSetBuilder::file(const RuleSource& source) {
         ~Reset() { p = nullptr; }
     } reset{src_};
 
-    // YAML text has no C0 control characters but tab and line breaks, and
-    // yaml-cpp 0.7 loops forever on a NUL byte: refuse them up front.
-    for (std::size_t i = 0; i < body.size(); ++i) {
-        const auto c = static_cast<unsigned char>(body[i]);
-        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-            const char* hex = "0123456789abcdef";
-            error(src.at_byte(i), std::string("control character (byte 0x") + hex[c >> 4] +
-                                      hex[c & 0xF] + ") in a rule file; it must be UTF-8 text");
-            return;
-        }
-    }
-    if (estimated_yaml_depth(body) > kMaxYamlDepth) {
-        error(SourcePos{source.path, 1, 1}, "the file is nested too deeply (more than " +
-                                                std::to_string(kMaxYamlDepth) +
-                                                " levels) to be a rule file");
-        return;
-    }
-    YAML::Node root;
-    try {
-        // Documents are counted with a bounded event pass rather than
-        // YAML::LoadAll, which yaml-cpp 0.7 never returns from when a ','
-        // stands outside any flow collection (it yields empty documents
-        // forever without consuming it).
-        DocumentCounter counter;
-        {
-            std::istringstream in{std::string(body)};
-            YAML::Parser parser(in);
-            while (counter.count < 2 && parser.HandleNextDocument(counter)) {
-            }
-        }
-        if (counter.count > 1) {
-            const SourcePos at = src.at_mark(counter.second);
-            const std::size_t byte = static_cast<std::size_t>(std::max(counter.second.pos, 0));
-            if (byte < body.size() && body[byte] == ',') {
-                error(at, "unexpected ',' outside a flow collection ([…] or {…})");
-                return;
-            }
-            error(at, "a rule file holds one YAML document; found a second one here");
-        }
-        root = YAML::Load(std::string(body));
-    } catch (const YAML::Exception& e) {
-        std::string msg = e.msg;
-        const std::string hint = syntax_error_hint(src, e.mark);
-        if (!hint.empty()) msg += "; " + hint;
-        error(src.at_mark(e.mark), msg);
-        return;
-    }
+    YamlDocument doc = parse_yaml_document(src, "rule file");
+    for (SourceError& e : doc.errors)
+        diags_.add(std::move(e));
+    if (!doc.parsed) return;
+    const YAML::Node root = doc.root;
     if (root.IsNull()) return;  // an empty file has no rules
     if (!root.IsMap()) {
         error(src.at_node(root, SourcePos{source.path, 1, 1}),

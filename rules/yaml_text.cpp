@@ -3,9 +3,12 @@
 // style is read from the source text itself.
 #include "rules/yaml_text.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <sstream>
 
 namespace tg::rules {
 namespace {
@@ -39,6 +42,29 @@ std::string_view without_comment(std::string_view s) {
     }
     return s;
 }
+
+// Counts documents (and notes where the second starts) without building them.
+class DocumentCounter final : public YAML::EventHandler {
+  public:
+    void OnDocumentStart(const YAML::Mark& mark) override {
+        if (count == 1) second = mark;
+        ++count;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+
+    int count = 0;
+    YAML::Mark second;
+};
 
 constexpr std::array<std::string_view, 5> kExpressionKeys{
     {"when", "clear_when", "log", "topic", "payload"}};
@@ -362,6 +388,60 @@ int estimated_yaml_depth(std::string_view text) {
         if (i < text.size()) ++i;
     }
     return deepest;
+}
+
+YamlDocument parse_yaml_document(const SourceText& src, std::string_view kind) {
+    YamlDocument doc;
+    const std::string_view body = src.text();
+    auto refuse = [&](SourcePos at, std::string message) {
+        doc.errors.emplace_back(std::move(at), std::move(message));
+        doc.root = YAML::Node();
+        doc.parsed = false;
+        return doc;
+    };
+
+    // YAML text has no C0 control characters but tab and line breaks.
+    for (std::size_t i = 0; i < body.size(); ++i) {
+        const auto c = static_cast<unsigned char>(body[i]);
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+            const char* hex = "0123456789abcdef";
+            return refuse(src.at_byte(i), std::string("control character (byte 0x") + hex[c >> 4] +
+                                              hex[c & 0xF] + ") in a " + std::string(kind) +
+                                              "; it must be UTF-8 text");
+        }
+    }
+    if (estimated_yaml_depth(body) > kMaxYamlDepth) {
+        return refuse(SourcePos{src.file(), 1, 1}, "the file is nested too deeply (more than " +
+                                                       std::to_string(kMaxYamlDepth) +
+                                                       " levels) to be a " + std::string(kind));
+    }
+    try {
+        DocumentCounter counter;
+        {
+            std::istringstream in{std::string(body)};
+            YAML::Parser parser(in);
+            while (counter.count < 2 && parser.HandleNextDocument(counter)) {
+            }
+        }
+        if (counter.count > 1) {
+            const SourcePos at = src.at_mark(counter.second);
+            const std::size_t byte = static_cast<std::size_t>(std::max(counter.second.pos, 0));
+            if (byte < body.size() && body[byte] == ',') {
+                return refuse(at, "unexpected ',' outside a flow collection ([…] or {…})");
+            }
+            doc.errors.emplace_back(
+                at, "a " + std::string(kind) + " holds one YAML document; found a second one here");
+        }
+        // Only the first document: YAML::Load stops after it.
+        doc.root = YAML::Load(std::string(body));
+    } catch (const YAML::Exception& e) {
+        std::string msg = e.msg;
+        const std::string hint = syntax_error_hint(src, e.mark);
+        if (!hint.empty()) msg += "; " + hint;
+        return refuse(src.at_mark(e.mark), msg);
+    }
+    doc.parsed = true;
+    return doc;
 }
 
 }  // namespace tg::rules

@@ -73,4 +73,28 @@ std::string syntax_error_hint(const SourceText& src, const YAML::Mark& mark);
 // yaml-cpp recurses per level, so absurd nesting is refused before it.
 int estimated_yaml_depth(std::string_view text);
 
+// Deepest nesting a config or rule file may have (see estimated_yaml_depth).
+inline constexpr int kMaxYamlDepth = 64;
+
+// The one document of a config or rule file.
+struct YamlDocument {
+    YAML::Node root;  // the first document; null when the file holds none
+    std::vector<SourceError> errors;
+    // False: the text was refused before or while parsing and `root` means
+    // nothing. True with errors: a second document was found; the first is
+    // in `root`, so its own problems can be reported too.
+    bool parsed = false;
+};
+
+// Parses the first YAML document of `src` (text without a byte-order mark),
+// with every guard yaml-cpp 0.7 needs: C0 control characters other than tab
+// and line breaks are refused before parsing (it loops forever on a NUL
+// byte), so is nesting deeper than kMaxYamlDepth (it recurses per level);
+// documents are counted with a bounded event pass instead of YAML::LoadAll,
+// which never returns when a ',' stands outside any flow collection (it
+// yields empty documents forever, growing memory, without consuming it).
+// A syntax error is one error at its place, with syntax_error_hint.
+// `kind` names the file in messages: "rule file", "config file".
+YamlDocument parse_yaml_document(const SourceText& src, std::string_view kind);
+
 }  // namespace tg::rules

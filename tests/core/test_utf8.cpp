@@ -57,3 +57,18 @@ TEST_CASE("a JSON string from bytes that are not UTF-8 is still valid JSON text"
     o.value_field("value", Value(std::string("\xED\xA0\x80")));
     CHECK(std::move(o).finish() == "{\"value\":\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"}");
 }
+
+TEST_CASE("ill-formed UTF-8 is found at its first byte", "[utf8]") {
+    constexpr std::size_t kValid = std::string_view::npos;
+    CHECK(first_invalid_utf8("plain ascii\t\n") == kValid);
+    CHECK(first_invalid_utf8("ab\xB0"
+                             "C") == 2);      // a Latin-1 degree sign
+    CHECK(first_invalid_utf8("x\xC3") == 1);  // truncated at the end
+    CHECK(first_invalid_utf8("\xE2\x82"
+                             "x") == 0);  // truncated inside
+    CHECK(first_invalid_utf8("ok\xED\xA0\x80") == 2);
+    CHECK(first_invalid_utf8("\xE2\x28\xA1") == 0);  // bad continuation
+    const char* problem = "";
+    CHECK(first_invalid_utf8("ok\xED\xA0\x80", &problem) == 2);
+    CHECK(std::string(problem) == "a UTF-16 surrogate (U+D800..U+DFFF)");
+}

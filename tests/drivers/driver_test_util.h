@@ -108,6 +108,16 @@ inline drivers::Options make_output_options(const std::string& driver, const std
     return c.outputs.at(0).options;
 }
 
+// Valid options for an output driver with one value replaced afterwards, so
+// that a driver's own check is tested on its own: the config loader runs the
+// same check (it creates each output once) and would refuse the file first.
+inline drivers::Options output_options_with(const std::string& driver, const std::string& valid,
+                                            const std::string& key, drivers::OptValue value) {
+    drivers::Options o = make_output_options(driver, valid);
+    o.set(key, std::move(value));
+    return o;
+}
+
 // The errors the config loader reports for a sensor with these options (the
 // driver's own checks included), joined by newlines; "" when it loads.
 inline std::string config_errors(const std::string& driver, const std::string& options,

@@ -1,5 +1,6 @@
 // Config loading (SPEC §2): defaults, every section, and the exact place and
 // wording of each kind of error a user can make.
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/finishes_within.h"
 #include "config.h"
 
 namespace fs = std::filesystem;
@@ -554,7 +556,7 @@ TEST_CASE("YAML syntax errors carry yaml-cpp's position and message", "[config]"
           "t.yaml:2:5: error: end of sequence flow not found");
     CHECK(error_of("mqtt:\n  uri: a: b\nsensors: []\n") == "t.yaml:2:9: error: illegal map value");
     CHECK(error_of("sensors: []\n---\nsensors: []\n") ==
-          "t.yaml:3:1: error: a config file holds one YAML document; found a second one here");
+          "t.yaml:2:1: error: a config file holds one YAML document; found a second one here");
 }
 
 TEST_CASE("every problem is reported in one go, in document order", "[config]") {
@@ -813,4 +815,307 @@ TEST_CASE("the shipped configs load", "[config]") {
         CHECK(door.interval == 3s);
         CHECK(door.options.numbers("values") == std::vector<double>{0, 0, 1, 0});
     }
+}
+
+namespace {
+
+// The formatted errors of a config that must fail to load, from parse_config
+// on its own thread: a parser that never returns fails the test after 5 s
+// instead of hanging the suite (yaml-cpp 0.7's LoadAll spins forever on a
+// stray ',', growing memory).
+std::vector<std::string> errors_within_5s(const std::string& text) {
+    // No Catch assertion on the worker thread (Catch2 v2 is not thread-safe).
+    const std::vector<std::string> errors = tg::test::finishes_within(5s, [text] {
+        std::vector<std::string> out;
+        try {
+            tg::parse_config(text, "t.yaml");
+        } catch (const tg::LoadError& e) {
+            for (const tg::SourceError& item : e.diagnostics().items())
+                out.push_back(item.format());
+        }
+        return out;
+    });
+    INFO(text);
+    CHECK_FALSE(errors.empty());
+    return errors;
+}
+
+const std::string kComma = "unexpected ',' outside a flow collection ([…] or {…})";
+
+}  // namespace
+
+TEST_CASE("a stray ',' is an error with a position, not an endless parse", "[config][yaml]") {
+    CHECK(errors_within_5s(",") == std::vector<std::string>{"t.yaml:1:1: error: " + kComma});
+    CHECK(errors_within_5s(",\n") == std::vector<std::string>{"t.yaml:1:1: error: " + kComma});
+    CHECK(errors_within_5s("  ,\n") == std::vector<std::string>{"t.yaml:1:3: error: " + kComma});
+    CHECK(errors_within_5s("{sensors: []}\n,\n") ==
+          std::vector<std::string>{"t.yaml:2:1: error: " + kComma});
+    // A second document is reported where it starts; the ',' after it is
+    // never parsed, and the first document is still checked.
+    CHECK(errors_within_5s("gateway: {id: x}\n---\n,") ==
+          std::vector<std::string>{
+              "t.yaml:1:1: error: missing required key 'sensors'",
+              "t.yaml:2:1: error: a config file holds one YAML document; found a second one here"});
+    // Inside the first document yaml-cpp reports it itself.
+    CHECK(errors_within_5s("sensors: []\n,\n") ==
+          std::vector<std::string>{"t.yaml:2:1: error: end of map not found"});
+    CHECK(errors_within_5s("a: ,") ==
+          std::vector<std::string>{"t.yaml:1:4: error: end of map not found"});
+    CHECK(errors_within_5s("- ,") ==
+          std::vector<std::string>{"t.yaml:1:3: error: end of sequence not found"});
+    CHECK(errors_within_5s("[,]") ==
+          std::vector<std::string>{"t.yaml:1:1: error: expected a map of sections (gateway, "
+                                   "mqtt, rules, ..., sensors), got a list"});
+    CHECK(errors_within_5s("{,}") ==
+          std::vector<std::string>{"t.yaml:1:1: error: expected a key name, got nothing",
+                                   "t.yaml:1:1: error: missing required key 'sensors'"});
+}
+
+TEST_CASE("config text gets the rule files' guards: control bytes, nesting, BOM",
+          "[config][yaml]") {
+    // yaml-cpp 0.7 never returns on some NUL bytes; none belongs in YAML text.
+    CHECK(errors_within_5s(std::string("sensors: []\ngateway: {id: a\0b}\n", 31)) ==
+          std::vector<std::string>{"t.yaml:2:16: error: control character (byte 0x00) in a "
+                                   "config file; it must be UTF-8 text"});
+    CHECK(errors_within_5s("sensors: []\x01\n") ==
+          std::vector<std::string>{"t.yaml:1:12: error: control character (byte 0x01) in a "
+                                   "config file; it must be UTF-8 text"});
+    CHECK(errors_within_5s("sensors: " + std::string(100'000, '[')) ==
+          std::vector<std::string>{"t.yaml:1:1: error: the file is nested too deeply (more "
+                                   "than 64 levels) to be a config file"});
+    // A byte-order mark is accepted and does not shift columns.
+    const tg::Config c = tg::parse_config("\xEF\xBB\xBFsensors: []\n", "t.yaml");
+    CHECK(c.sensors.empty());
+    CHECK(error_of("\xEF\xBB\xBFsensors: []\nmqtt: {qos: 3}\n") ==
+          "t.yaml:2:13: error: mqtt.qos: must be 0 or 1, got '3'");
+}
+
+TEST_CASE("a config is UTF-8 text: invalid bytes are refused where they are", "[config]") {
+    // A Latin-1 degree sign would go raw into every envelope (invalid JSON).
+    CHECK(error_of(kSine + "    unit: \"\xB0"
+                           "C\"\n") ==
+          "t.yaml:4:12: error: invalid UTF-8 (byte 0xb0) in a config file; it must be UTF-8 "
+          "text");
+    CHECK(error_of("gateway:\n  id: x\xC3\nsensors: []\n") ==
+          "t.yaml:2:8: error: invalid UTF-8 (byte 0xc3) in a config file; it must be UTF-8 text");
+    // A lone surrogate written as an escape is refused by the parser.
+    CHECK(error_of(kSine + "    unit: \"\\ud800\"\n") ==
+          "t.yaml:4:18: error: invalid unicode: 55296");
+    // Well-formed UTF-8 passes, escapes included.
+    const tg::Config c = tg::parse_config(kSine + "    unit: \"\\u00b5g/m\xC2\xB3\"\n", "t.yaml");
+    CHECK(c.sensors.at(0).unit == "\xC2\xB5g/m\xC2\xB3");
+}
+
+TEST_CASE("NUL and control characters in values are refused at the value", "[config]") {
+    // "\0" in a quoted value would cut a topic or a path short in C APIs.
+    CHECK(error_of("mqtt:\n  topic_prefix: \"site\\0x\"\nsensors: []\n") ==
+          "t.yaml:2:17: error: mqtt.topic_prefix: a NUL character (\\0) is not allowed in a "
+          "value");
+    CHECK(error_of("mqtt:\n  client_id: \"a\\0\"\nsensors: []\n") ==
+          "t.yaml:2:14: error: mqtt.client_id: a NUL character (\\0) is not allowed in a value");
+    CHECK(error_of("mqtt:\n  username: \"\\0\"\nsensors: []\n") ==
+          "t.yaml:2:13: error: mqtt.username: a NUL character (\\0) is not allowed in a value");
+    CHECK(error_of(kSine + "    unit: \"a\\0\"\n") ==
+          "t.yaml:4:11: error: unit: a NUL character (\\0) is not allowed in a value");
+    CHECK(error_of(kSine + "    unit: \"\\u00b0C\\n\"\n") ==
+          "t.yaml:4:11: error: unit: must not contain control characters");
+    CHECK(error_of("sensors: []\noutputs:\n  - {name: led, driver: file, options: {path: "
+                   "\"/tmp/led\\0x\"}}\n") ==
+          "t.yaml:3:47: error: option 'path': a NUL character (\\0) is not allowed in a value");
+    // Messages show long values cut after 80 bytes, at a character boundary ...
+    CHECK(error_of("mqtt:\n  qos: " + std::string(100, '9') + "x\nsensors: []\n") ==
+          "t.yaml:2:8: error: mqtt.qos: expected a whole number, got '" + std::string(80, '9') +
+              "…'");
+    std::string e_acute;
+    for (int i = 0; i < 50; ++i)
+        e_acute += "\xC3\xA9";
+    std::string cut = "a";
+    for (int i = 0; i < 39; ++i)
+        cut += "\xC3\xA9";
+    CHECK(error_of("mqtt:\n  qos: a" + e_acute + "\nsensors: []\n") ==
+          "t.yaml:2:8: error: mqtt.qos: expected a whole number, got '" + cut + "…'");
+    // ... and control characters escaped.
+    CHECK(error_of("mqtt:\n  qos: \"\\t1\"\nsensors: []\n") ==
+          "t.yaml:2:8: error: mqtt.qos: expected a whole number, got '\\x091'");
+}
+
+TEST_CASE("gateway.id is at most 64 characters", "[config]") {
+    const std::string id64(64, 'g');
+    CHECK(tg::parse_config("gateway:\n  id: " + id64 + "\nsensors: []\n", "t.yaml").gateway.id ==
+          id64);
+    CHECK(error_of("gateway:\n  id: " + id64 + "g\nsensors: []\n") ==
+          "t.yaml:2:7: error: gateway.id: 65 characters; at most 64 are allowed (it is part of "
+          "every topic and event id)");
+    CHECK(error_of("gateway:\n  id: " + std::string(70'000, 'x') + "\nsensors: []\n") ==
+          "t.yaml:2:7: error: gateway.id: 70000 characters; at most 64 are allowed (it is part "
+          "of every topic and event id)");
+}
+
+TEST_CASE("topic_prefix is a bounded topic without wildcards or NUL", "[config]") {
+    const std::string p256(256, 'p');
+    CHECK(tg::parse_config("mqtt:\n  topic_prefix: " + p256 + "\nsensors: []\n", "t.yaml")
+              .mqtt.topic_prefix == p256);
+    CHECK(error_of("mqtt:\n  topic_prefix: " + p256 + "p\nsensors: []\n") ==
+          "t.yaml:2:17: error: mqtt.topic_prefix: 257 bytes; at most 256 are allowed");
+    CHECK(error_of("mqtt:\n  topic_prefix: a/#\nsensors: []\n") ==
+          "t.yaml:2:17: error: mqtt.topic_prefix: 'a/#' must not contain the wildcards '+' or "
+          "'#'");
+    CHECK(tg::parse_config("mqtt:\n  topic_prefix: \"caf\\u00e9/a\"\nsensors: []\n", "t.yaml")
+              .mqtt.topic_prefix == "caf\xC3\xA9/a");
+}
+
+TEST_CASE("mqtt.client_id and username are what MQTT accepts", "[config]") {
+    CHECK(error_of("mqtt:\n  client_id: \"\"\nsensors: []\n") ==
+          "t.yaml:2:14: error: mqtt.client_id: must not be empty (leave it out for the default, "
+          "tidegate-<gateway.id>)");
+    CHECK(error_of("mqtt:\n  client_id: " + std::string(65'536, 'c') + "\nsensors: []\n") ==
+          "t.yaml:2:14: error: mqtt.client_id: 65536 bytes; MQTT allows at most 65535");
+    CHECK(error_of("mqtt:\n  username: " + std::string(65'536, 'u') + "\nsensors: []\n") ==
+          "t.yaml:2:13: error: mqtt.username: 65536 bytes; MQTT allows at most 65535");
+    const std::string id(65'535, 'c');
+    CHECK(tg::parse_config("mqtt:\n  client_id: " + id + "\nsensors: []\n", "t.yaml")
+              .mqtt.client_id == id);
+}
+
+TEST_CASE("outputs are checked by their driver as the gateway's start would", "[config]") {
+    auto plug = [](const std::string& options) {
+        return "sensors: []\noutputs:\n  - name: plug\n    driver: mqtt\n    options: " + options +
+               "\n";
+    };
+    CHECK(error_of(plug("{topic: \"cmd/+/x\"}")) ==
+          "t.yaml:5:22: error: option 'topic': 'cmd/+/x' has a wildcard (+ or #): a publish "
+          "needs one exact topic");
+    CHECK(error_of(plug("{topic: cmd/#}")) ==
+          "t.yaml:5:22: error: option 'topic': 'cmd/#' has a wildcard (+ or #): a publish needs "
+          "one exact topic");
+    CHECK(error_of(plug("{topic: \"\"}")) ==
+          "t.yaml:5:22: error: option 'topic': must not be empty");
+    CHECK(error_of(plug("{topic: \"a\\0b\"}")) ==
+          "t.yaml:5:22: error: option 'topic': a NUL character (\\0) is not allowed in a value");
+    CHECK(error_of(plug("{topic: a/b, on: \"1\", off: \"1\"}")) ==
+          "t.yaml:5:41: error: option 'off': 'on' and 'off' must differ");
+    // The defaults are ON and OFF: on: OFF collides with a default off.
+    CHECK(error_of(plug("{topic: a/b, on: \"OFF\"}")) ==
+          "t.yaml:3:5: error: output 'plug': 'on' and 'off' must differ");
+    CHECK(error_of(plug("{topic: a/b, qos: 2}")) ==
+          "t.yaml:5:32: error: option 'qos': must be 0 to 1, got 2");
+    CHECK(error_of(plug("{topic: a/b, initial: maybe}")) ==
+          "t.yaml:5:36: error: option 'initial': expected on or off, got 'maybe'");
+    // Templates in an output topic are the rules' business, left alone.
+    CHECK(tg::parse_config(plug("{topic: \"site/{{gateway}}/plug\"}"), "t.yaml").outputs.size() ==
+          1);
+
+    // The file driver's own checks, too.
+    CHECK(
+        error_of("sensors: []\noutputs:\n  - {name: led, driver: file, options: {path: led}}\n") ==
+        "t.yaml:3:47: error: option 'path': 'led' is not an absolute path (it must start with "
+        "/)");
+    CHECK(error_of("sensors: []\noutputs:\n  - {name: led, driver: file, options: {path: /x, "
+                   "on: a, off: a}}\n") ==
+          "t.yaml:3:63: error: option 'off': 'on' and 'off' must differ");
+    CHECK(error_of("sensors: []\noutputs:\n  - {name: fan, driver: gpio, options: {line: "
+                   "2000}}\n") == "t.yaml:3:47: error: option 'line': must be 0 to 1023, got 2000");
+}
+
+TEST_CASE("mqtt sensor topics must be valid MQTT filters", "[config]") {
+    auto zigbee = [](const std::string& topic) {
+        return "sensors:\n  - name: a.t\n    driver: mqtt\n    options: {topic: " + topic + "}\n";
+    };
+    CHECK(error_of(zigbee("\"a/#/b\"")) ==
+          "t.yaml:4:22: error: option 'topic': 'a/#/b': '#' must be the last level");
+    CHECK(error_of(zigbee("\"a+/b\"")) ==
+          "t.yaml:4:22: error: option 'topic': 'a+/b': a wildcard must be a whole level (a/+/c, "
+          "a/#)");
+    CHECK(error_of(zigbee("\"\"")) == "t.yaml:4:22: error: option 'topic': must not be empty");
+    CHECK(error_of(zigbee("\"z\\0\"")) ==
+          "t.yaml:4:22: error: option 'topic': a NUL character (\\0) is not allowed in a value");
+    CHECK(tg::parse_config(zigbee("\"zigbee2mqtt/+/sensor\""), "t.yaml").sensors.size() == 1);
+}
+
+TEST_CASE("config files that are not regular files are refused at once", "[config]") {
+    TempDir dir;
+    auto load_errors = [](const std::string& path) {
+        return tg::test::finishes_within(
+            5s,
+            [path] {
+                std::vector<std::string> out;
+                try {
+                    tg::load_config(path);
+                } catch (const tg::LoadError& e) {
+                    for (const tg::SourceError& item : e.diagnostics().items())
+                        out.push_back(item.format());
+                }
+                return out;
+            },
+            [path] {
+                // A reader blocked on a FIFO returns once a writer came and went.
+                const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+                if (fd >= 0) ::close(fd);
+            });
+    };
+
+    SECTION("a FIFO") {
+        const std::string fifo = dir.path() + "/cfg.yaml";
+        REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+        CHECK(load_errors(fifo) ==
+              std::vector<std::string>{fifo +
+                                       ": error: cannot read config file: not a regular file but "
+                                       "a FIFO (named pipe)"});
+    }
+    SECTION("a symlink to /dev/zero") {
+        const std::string link = dir.path() + "/cfg.yaml";
+        REQUIRE(::symlink("/dev/zero", link.c_str()) == 0);
+        CHECK(load_errors(link) ==
+              std::vector<std::string>{link +
+                                       ": error: cannot read config file: not a regular file but "
+                                       "a character device"});
+    }
+    SECTION("a file over 4 MiB") {
+        const std::string big = dir.write("big.yaml", "sensors: []\n" + std::string(4u << 20, '#'));
+        CHECK(load_errors(big) ==
+              std::vector<std::string>{big +
+                                       ": error: cannot read config file: too large: more than 4 "
+                                       "MiB"});
+    }
+    SECTION("a FIFO as password_file or TLS file, at its key") {
+        const std::string fifo = dir.path() + "/pw";
+        REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+        const std::string path =
+            dir.write("cfg.yaml",
+                      "mqtt:\n  uri: ssl://b:8883\n  password_file: pw\n  tls:\n    ca_file: "
+                      "/dev/zero\nsensors: []\n");
+        CHECK(load_errors(path) ==
+              std::vector<std::string>{
+                  path + ":3:18: error: mqtt.password_file: cannot read '" + fifo +
+                      "': not a regular file but a FIFO (named pipe)",
+                  path + ":5:14: error: mqtt.tls.ca_file: cannot read '/dev/zero': not a regular "
+                         "file but a character device"});
+    }
+    SECTION("a password longer than MQTT allows") {
+        dir.write("pw", std::string(65'536, 'p'));
+        const std::string path = dir.write("cfg.yaml", "mqtt:\n  password_file: pw\nsensors: []\n");
+        CHECK(load_errors(path) ==
+              std::vector<std::string>{path +
+                                       ":2:18: error: mqtt.password_file: the password is 65536 "
+                                       "bytes; MQTT allows at most 65535"});
+    }
+}
+
+TEST_CASE("sensor and output names are at most 128 characters", "[config]") {
+    // Names are topic levels; a topic over MQTT's 65535 bytes would make every
+    // reading of the sensor a bad reading at run time.
+    const std::string ok = "a." + std::string(126, 'b');
+    CHECK(tg::parse_config("sensors:\n  - {name: " + ok + ", driver: simulated}\n", "t.yaml")
+              .sensors.at(0)
+              .name == ok);
+    CHECK(error_of("sensors:\n  - {name: " + ok + "c, driver: simulated}\n") ==
+          "t.yaml:2:12: error: sensor name: 129 characters; at most 128 are allowed (it is part "
+          "of topics)");
+    CHECK(error_of("sensors:\n  - {name: " + std::string(66'000, 'a') + ", driver: simulated}\n") ==
+          "t.yaml:2:12: error: sensor name: 66000 characters; at most 128 are allowed (it is part "
+          "of topics)");
+    CHECK(error_of("sensors: []\noutputs:\n  - {name: " + std::string(129, 'o') +
+                   ", driver: file, options: {path: /x}}\n") ==
+          "t.yaml:3:12: error: output name: 129 characters; at most 128 are allowed (it is part "
+          "of topics)");
 }

@@ -119,16 +119,20 @@ TEST_CASE("file output: a folder that is not there fails at start, clearly", "[d
 TEST_CASE("file output: options are validated by the factory", "[driver:file]") {
     NoEnv env;
     const drivers::OutputInfo* info = drivers::find_output("file");
-    auto key_of = [&](const std::string& options) -> std::string {
+    auto key_of = [&](const drivers::Options& options) -> std::string {
         try {
-            info->create("led", make_output_options("file", options), env);
+            info->create("led", options, env);
         } catch (const drivers::OptionError& e) {
             return e.key();
         }
         return "";
     };
-    CHECK(key_of("{path: /tmp/x}").empty());
-    CHECK(key_of("{path: tmp/x}") == "path");
-    CHECK(key_of("{path: /tmp/x, initial: maybe}") == "initial");
-    CHECK(key_of("{path: /tmp/x, on: a, off: a}") == "off");
+    const std::string valid = "{path: /tmp/x, on: a}";
+    CHECK(key_of(make_output_options("file", valid)).empty());
+    CHECK(key_of(output_options_with("file", valid, "path", std::string("tmp/x"))) == "path");
+    CHECK(key_of(output_options_with("file", valid, "initial", std::string("maybe"))) == "initial");
+    CHECK(key_of(output_options_with("file", valid, "off", std::string("a"))) == "off");
+    // The config loader refuses the same, at the key.
+    CHECK_THAT(output_config_errors("file", "{path: /tmp/x, on: a, off: a}"),
+               Catch::Contains("option 'off': 'on' and 'off' must differ"));
 }

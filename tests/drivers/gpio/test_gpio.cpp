@@ -259,8 +259,8 @@ TEST_CASE("gpio output: active_low, default off, and a missing chip", "[driver:g
         }
         return "";
     };
-    CHECK(key_of(make_output_options("gpio", "{line: 2000}")) == "line");
-    CHECK(key_of(make_output_options("gpio", "{line: 2, chip: \"\"}")) == "chip");
+    CHECK(key_of(output_options_with("gpio", "{line: 2}", "line", 2000LL)) == "line");
+    CHECK(key_of(output_options_with("gpio", "{line: 2}", "chip", std::string())) == "chip");
     // The config loader refuses it first; the factory checks it on its own too.
     CHECK_THAT(output_config_errors("gpio", "{line: 2, initial: half}"),
                Catch::Contains("option 'initial'"));
