@@ -16,31 +16,14 @@
 
 #include "core/file_read.h"
 #include "finishes_within.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
+using tg::test::TempDir;
+
 namespace {
-
-class TempDir {
-  public:
-    TempDir() {
-        char tmpl[] = "/tmp/tidegate-file-read-XXXXXX";
-        const char* p = ::mkdtemp(tmpl);
-        REQUIRE(p != nullptr);
-        path_ = p;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
-  private:
-    std::string path_;
-};
 
 struct Outcome {
     bool ok = false;

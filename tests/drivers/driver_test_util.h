@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/temp_dir.h"
 #include "config.h"
 #include "core/clock.h"
 #include "drivers/driver.h"
@@ -166,27 +167,6 @@ inline void write_text(const std::filesystem::path& p, const std::string& text) 
     std::ofstream out(p, std::ios::binary | std::ios::trunc);
     out << text;
 }
-
-// A fresh, empty folder under the system's temp folder, removed on scope exit.
-class TempDir {
-  public:
-    explicit TempDir(const std::string& tag) {
-        std::string tmpl =
-            (std::filesystem::temp_directory_path() / ("tidegate-" + tag + "-XXXXXX")).string();
-        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::filesystem::path& path() const { return path_; }
-
-  private:
-    std::filesystem::path path_;
-};
 
 }  // namespace tg::test
 

@@ -6,20 +6,15 @@
 #include <fstream>
 #include <string>
 
+#include "../core/temp_dir.h"
 #include "background_writer.h"
 
 using namespace tg;
 namespace fs = std::filesystem;
 
+using tg::test::TempDir;
+
 namespace {
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/tidegate-bgw-XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
 
 std::string read_text(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -29,7 +24,7 @@ std::string read_text(const std::string& path) {
 
 TEST_CASE("background writer: the newest content reaches the file", "[fs]") {
     TempDir d;
-    const std::string path = d.path + "/rules.state";
+    const std::string path = d.path().string() + "/rules.state";
     BackgroundWriter w(path, "rules", "rule state");
     CHECK(w.flush());  // nothing handed over: nothing to wait for
     for (int i = 0; i < 200; ++i)
@@ -41,7 +36,7 @@ TEST_CASE("background writer: the newest content reaches the file", "[fs]") {
 
 TEST_CASE("background writer: what is waiting is written when it is destroyed", "[fs]") {
     TempDir d;
-    const std::string path = d.path + "/rules.state";
+    const std::string path = d.path().string() + "/rules.state";
     {
         BackgroundWriter w(path, "rules", "rule state");
         w.write("one");
@@ -52,12 +47,13 @@ TEST_CASE("background writer: what is waiting is written when it is destroyed", 
 
 TEST_CASE("background writer: a failed write is reported and tried again", "[fs]") {
     TempDir d;
-    const std::string path = d.path + "/later/rules.state";  // its folder is not there yet
+    const std::string path =
+        d.path().string() + "/later/rules.state";  // its folder is not there yet
     BackgroundWriter w(path, "rules", "rule state");
     w.write("kept");
     CHECK_FALSE(w.flush());
     CHECK_FALSE(w.flush());  // each flush tries again, and says it failed
-    fs::create_directories(d.path + "/later");
+    fs::create_directories(d.path().string() + "/later");
     CHECK(w.flush());
     CHECK(read_text(path) == "kept");
     w.write("newer");

@@ -12,10 +12,13 @@
 #include <vector>
 
 #include "../core/finishes_within.h"
+#include "../core/temp_dir.h"
 #include "config.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+
+using tg::test::TempDir;
 
 namespace {
 
@@ -40,34 +43,6 @@ std::string error_of(const std::string& text) {
     REQUIRE(errors.size() == 1);
     return errors.front();
 }
-
-// A fresh folder under /tmp, removed with everything in it.
-class TempDir {
-  public:
-    TempDir() {
-        char tmpl[] = "/tmp/tidegate-config-test-XXXXXX";
-        const char* p = ::mkdtemp(tmpl);
-        REQUIRE(p != nullptr);
-        path_ = p;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    const std::string& path() const { return path_; }
-    std::string write(const std::string& name, const std::string& text) const {
-        const std::string p = path_ + "/" + name;
-        fs::create_directories(fs::path(p).parent_path());
-        std::ofstream(p) << text;
-        return p;
-    }
-
-  private:
-    std::string path_;
-};
 
 const std::string kSine =
     "sensors:\n"
@@ -614,12 +589,12 @@ TEST_CASE("load_config reads files", "[config]") {
 
     SECTION("missing file is one error naming it") {
         try {
-            tg::load_config(dir.path() + "/nope.yaml");
+            tg::load_config(dir.path().string() + "/nope.yaml");
             FAIL("expected LoadError");
         } catch (const tg::LoadError& e) {
             REQUIRE(e.diagnostics().items().size() == 1);
             CHECK(e.diagnostics().items()[0].format() ==
-                  dir.path() +
+                  dir.path().string() +
                       "/nope.yaml: error: cannot read config file: No such file or "
                       "directory");
             CHECK(e.diagnostics().items()[0].pos().line == 0);
@@ -633,7 +608,7 @@ TEST_CASE("load_config reads files", "[config]") {
         } catch (const tg::LoadError& e) {
             REQUIRE(e.diagnostics().items().size() == 1);
             CHECK(e.diagnostics().items()[0].format() ==
-                  dir.path() + ": error: cannot read config file: Is a directory");
+                  dir.path().string() + ": error: cannot read config file: Is a directory");
         }
     }
 
@@ -655,7 +630,7 @@ TEST_CASE("load_config reads files", "[config]") {
             "tidegate.yaml", "mqtt:\n  username: pi\n  password_file: secret\nsensors: []\n");
         const tg::Config c = tg::load_config(path);
         CHECK(c.file == path);
-        CHECK(c.mqtt.password_file == dir.path() + "/secret");
+        CHECK(c.mqtt.password_file == dir.path().string() + "/secret");
         CHECK(c.mqtt.password == "hunter2");
         CHECK(c.mqtt.username == "pi");
     }
@@ -674,9 +649,9 @@ TEST_CASE("load_config reads files", "[config]") {
             }
             return std::vector<std::string>{};
         }();
-        CHECK(errors ==
-              std::vector<std::string>{path + ":2:18: error: mqtt.password_file: cannot read '" +
-                                       dir.path() + "/missing.txt': No such file or directory"});
+        CHECK(errors == std::vector<std::string>{
+                            path + ":2:18: error: mqtt.password_file: cannot read '" +
+                            dir.path().string() + "/missing.txt': No such file or directory"});
     }
 
     SECTION("relative paths resolve against the config's folder") {
@@ -687,11 +662,12 @@ TEST_CASE("load_config reads files", "[config]") {
                                            "rules:\n  paths: [rules.d, ../more/x.yaml, /abs/r]\n"
                                            "sensors: []\n");
         const tg::Config c = tg::load_config(path);
-        CHECK(c.gateway.data_dir == dir.path() + "/conf/state");
-        CHECK(c.mqtt.password_file == dir.path() + "/conf/pw");
+        CHECK(c.gateway.data_dir == dir.path().string() + "/conf/state");
+        CHECK(c.mqtt.password_file == dir.path().string() + "/conf/pw");
         CHECK(c.mqtt.password == "pw");
-        CHECK(c.rules.paths == std::vector<std::string>{dir.path() + "/conf/rules.d",
-                                                        dir.path() + "/more/x.yaml", "/abs/r"});
+        CHECK(c.rules.paths == std::vector<std::string>{dir.path().string() + "/conf/rules.d",
+                                                        dir.path().string() + "/more/x.yaml",
+                                                        "/abs/r"});
     }
 
     SECTION("tls files are read and resolved; verify_hostname defaults to true") {
@@ -703,14 +679,14 @@ TEST_CASE("load_config reads files", "[config]") {
                                            "    ca_file: ca.crt\n"
                                            "    cert_file: client.crt\n"
                                            "    key_file: " +
-                                               dir.path() + "/client.key\nsensors: []\n");
+                                               dir.path().string() + "/client.key\nsensors: []\n");
         tg::Diagnostics warnings;
         const tg::Config c = tg::load_config(path, &warnings);
         CHECK(warnings.items().empty());
         CHECK(c.mqtt.tls.present);
-        CHECK(c.mqtt.tls.ca_file == dir.path() + "/ca.crt");
-        CHECK(c.mqtt.tls.cert_file == dir.path() + "/client.crt");
-        CHECK(c.mqtt.tls.key_file == dir.path() + "/client.key");
+        CHECK(c.mqtt.tls.ca_file == dir.path().string() + "/ca.crt");
+        CHECK(c.mqtt.tls.cert_file == dir.path().string() + "/client.crt");
+        CHECK(c.mqtt.tls.key_file == dir.path().string() + "/client.key");
         CHECK(c.mqtt.tls.verify_hostname);
     }
 
@@ -719,7 +695,7 @@ TEST_CASE("load_config reads files", "[config]") {
             dir.write("tidegate.yaml",
                       "mqtt:\n  uri: ssl://broker:8883\n  tls:\n    ca_file: nope.crt\n"
                       "    cert_file: " +
-                          dir.path() + "\nsensors: []\n");
+                          dir.path().string() + "\nsensors: []\n");
         try {
             tg::load_config(path);
             FAIL("expected LoadError");
@@ -728,10 +704,10 @@ TEST_CASE("load_config reads files", "[config]") {
             for (const auto& item : e.diagnostics().items())
                 got.push_back(item.format());
             CHECK(got == std::vector<std::string>{
-                             path + ":4:14: error: mqtt.tls.ca_file: cannot read '" + dir.path() +
-                                 "/nope.crt': No such file or directory",
-                             path + ":5:16: error: mqtt.tls.cert_file: cannot read '" + dir.path() +
-                                 "': Is a directory",
+                             path + ":4:14: error: mqtt.tls.ca_file: cannot read '" +
+                                 dir.path().string() + "/nope.crt': No such file or directory",
+                             path + ":5:16: error: mqtt.tls.cert_file: cannot read '" +
+                                 dir.path().string() + "': Is a directory",
                              path + ":5:16: error: mqtt.tls.cert_file: needs mqtt.tls.key_file "
                                     "as well",
                          });
@@ -1055,7 +1031,7 @@ TEST_CASE("config files that are not regular files are refused at once", "[confi
     };
 
     SECTION("a FIFO") {
-        const std::string fifo = dir.path() + "/cfg.yaml";
+        const std::string fifo = dir.path().string() + "/cfg.yaml";
         REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
         CHECK(load_errors(fifo) ==
               std::vector<std::string>{fifo +
@@ -1063,7 +1039,7 @@ TEST_CASE("config files that are not regular files are refused at once", "[confi
                                        "a FIFO (named pipe)"});
     }
     SECTION("a symlink to /dev/zero") {
-        const std::string link = dir.path() + "/cfg.yaml";
+        const std::string link = dir.path().string() + "/cfg.yaml";
         REQUIRE(::symlink("/dev/zero", link.c_str()) == 0);
         CHECK(load_errors(link) ==
               std::vector<std::string>{link +
@@ -1078,7 +1054,7 @@ TEST_CASE("config files that are not regular files are refused at once", "[confi
                                        "MiB"});
     }
     SECTION("a FIFO as password_file or TLS file, at its key") {
-        const std::string fifo = dir.path() + "/pw";
+        const std::string fifo = dir.path().string() + "/pw";
         REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
         const std::string path =
             dir.write("cfg.yaml",

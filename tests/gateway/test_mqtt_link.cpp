@@ -10,12 +10,15 @@
 
 #include <stdlib.h>
 
+#include "../core/temp_dir.h"
 #include "mqtt_link.h"
 #include "outbox.h"
 
 using namespace tg;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
+
+using tg::test::TempDir;
 
 namespace {
 
@@ -94,23 +97,11 @@ struct Harness {
     }
 };
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/tidegate-link-XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-
 // An outbox of its own in a temporary folder, open, no group commit due.
 struct OpenOutbox {
     TempDir dir;
     Outbox box;
-    OpenOutbox() : box(options(dir.path)) { box.open(); }
+    OpenOutbox() : box(options(dir.path())) { box.open(); }
     ~OpenOutbox() { box.close(); }
     static OutboxOptions options(const std::string& path) {
         OutboxOptions o;

@@ -14,33 +14,16 @@
 #include <vector>
 
 #include "../core/finishes_within.h"
+#include "../core/temp_dir.h"
 #include "rules/loader.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Lines = std::vector<std::string>;
 
+using tg::test::TempDir;
+
 namespace {
-
-class TempDir {
-  public:
-    TempDir() {
-        char tmpl[] = "/tmp/tidegate-rules-loader-XXXXXX";
-        const char* p = ::mkdtemp(tmpl);
-        REQUIRE(p != nullptr);
-        path_ = p;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
-  private:
-    std::string path_;
-};
 
 tg::rules::CheckOptions door_options() {
     tg::rules::CheckOptions o;
