@@ -98,24 +98,107 @@ std::vector<SegmentFile> list_segments(const std::string& dir, bool clean_tmp) {
     return out;
 }
 
-// Reads the whole of an open file. False (errno set) on a read error.
-bool read_whole(int fd, std::string& out) {
+// The most a segment written by the outbox can hold: the roll size, one
+// record of the largest size started just below it and one more written
+// after a seq jump (see append). A file named like a segment but larger is
+// not all the outbox's: only this much of it is read.
+constexpr std::uint64_t kMaxSegmentRead =
+    (4ull << 20) + 2 * (outbox::kHeaderBytes + outbox::kMaxBodyBytes);
+
+std::uint64_t max_segment_read(std::uint64_t segment_bytes) {
+    return std::max(kMaxSegmentRead,
+                    segment_bytes + 2 * (outbox::kHeaderBytes + outbox::kMaxBodyBytes));
+}
+
+// Reads an open file from its start, at most `limit` bytes, in blocks: never
+// sized from st_size alone, so a file that grows or lies cannot take the
+// memory. `size` gets the file's size. False (errno set) on a read error.
+bool read_prefix(int fd, std::uint64_t limit, std::string& out, std::uint64_t& size) {
     struct stat st {};
     if (::fstat(fd, &st) != 0) return false;
-    out.resize(static_cast<std::size_t>(st.st_size));
-    std::size_t done = 0;
-    while (done < out.size()) {
-        const ssize_t n =
-            ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(done));
+    size = static_cast<std::uint64_t>(st.st_size);
+    constexpr std::size_t kBlock = 64u << 10;
+    out.clear();
+    while (out.size() < limit) {
+        const std::size_t at = out.size();
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kBlock, limit - at));
+        out.resize(at + want);
+        const ssize_t n = ::pread(fd, out.data() + at, want, static_cast<off_t>(at));
         if (n < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR) {
+                out.resize(at);
+                continue;
+            }
             return false;
         }
-        if (n == 0) break;  // shrank meanwhile
-        done += static_cast<std::size_t>(n);
+        out.resize(at + static_cast<std::size_t>(n));
+        if (n == 0) break;
     }
-    out.resize(done);
+    size = std::max<std::uint64_t>(size, out.size());
     return true;
+}
+
+// What a folder entry is when it is not a regular file, for the log.
+std::string kind_of(const std::string& path, mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+    if (S_ISLNK(mode)) {
+        char target[512];
+        const ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
+        if (n < 0) return "a symbolic link";
+        return "a symbolic link to " + std::string(target, static_cast<std::size_t>(n));
+    }
+    return "not a regular file";
+}
+
+// Opens `path` only when it is a regular file: a symbolic link is never
+// followed (the outbox writes none), and a FIFO or device never blocks the
+// open nor gets read. On failure returns -1 with errno; `not_file` then
+// says what the entry is when it exists but is not a regular file.
+int open_regular(const std::string& path, int flags, std::string& not_file) {
+    not_file.clear();
+    const int fd =
+        ::open(path.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0640);
+    struct stat st {};
+    if (fd >= 0) {
+        if (::fstat(fd, &st) != 0) {
+            const int err = errno;
+            ::close(fd);
+            errno = err;
+            return -1;
+        }
+        if (S_ISREG(st.st_mode)) return fd;
+        ::close(fd);
+        not_file = kind_of(path, st.st_mode);
+        errno = EINVAL;
+        return -1;
+    }
+    const int err = errno;
+    if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+        not_file = kind_of(path, st.st_mode);
+    errno = err;
+    return -1;
+}
+
+// Renames `path` to the first free `path.damaged-N`; the new path, or ""
+// (errno set) when it cannot be moved.
+std::string move_aside(const std::string& path) {
+    for (int n = 1; n <= 1000; ++n) {
+        const std::string to = path + ".damaged-" + std::to_string(n);
+        struct stat st {};
+        if (::lstat(to.c_str(), &st) == 0) continue;
+        if (::rename(path.c_str(), to.c_str()) == 0) return to;
+        return {};
+    }
+    errno = EEXIST;
+    return {};
+}
+
+std::string seq_range(std::uint64_t first, std::uint64_t last) {
+    return first == last ? "seq " + std::to_string(first)
+                         : "seqs " + std::to_string(first) + ".." + std::to_string(last);
 }
 
 const unsigned char* bytes_of(const std::string& s) {
@@ -196,7 +279,13 @@ void Outbox::open() {
 
     make_dirs(dir_);
     const std::string state_path = dir_ + "/state";
-    state_fd_ = ::open(state_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    std::string not_file;
+    state_fd_ = open_regular(state_path, O_RDWR | O_CREAT, not_file);
+    if (state_fd_ < 0 && !not_file.empty()) {
+        if (!set_aside(state_path, not_file, "the state is rebuilt from the segments"))
+            throw sys_error("cannot move aside", state_path, errno);
+        state_fd_ = open_regular(state_path, O_RDWR | O_CREAT, not_file);
+    }
     if (state_fd_ < 0) throw sys_error("cannot open", state_path, errno);
     if (::flock(state_fd_, LOCK_EX | LOCK_NB) != 0) {
         const int err = errno;
@@ -213,6 +302,17 @@ void Outbox::open() {
     // Recover every segment, oldest first; each must continue the seq order.
     // Records the previous run delivered need no read-model index.
     const std::uint64_t delivered_floor = prev ? prev->cursor : 0;
+    // The previous run ended in this kernel boot: the page cache kept every
+    // state write, so the cursor and the newest segment's name are exact.
+    const bool same_boot = prev && !prev->clean && !boot_id_.empty() && prev->boot_id == boot_id_;
+    // Segments follow each other without a hole in seq (append keeps a jump
+    // inside one segment), and the first starts at or before the cursor + 1
+    // (the cursor reaches the state file before a delivered segment is
+    // deleted). `expect`: where the next segment must start at the latest;
+    // 0 while unknown (a cursor that may be stale).
+    std::uint64_t expect = prev && (prev->clean || same_boot) ? prev->cursor + 1 : 0;
+    bool after_damage = false;      // the segment before ended in damage cut out now
+    std::uint64_t newest_name = 0;  // the newest segment file found (as named)
     std::vector<std::vector<RecordSpan>> spans;
     std::uint64_t after = 0;
     const std::vector<SegmentFile> files = list_segments(dir_, true);
@@ -220,11 +320,21 @@ void Outbox::open() {
         Segment s;
         s.base = files[i].base;
         s.path = files[i].path;
-        s.fd = ::open(s.path.c_str(), O_RDWR | O_CLOEXEC);
-        if (s.fd < 0) throw sys_error("cannot open", s.path, errno);
+        s.fd = open_regular(s.path, O_RDWR, not_file);
+        if (s.fd < 0) {
+            if (!not_file.empty()) {
+                // Its seqs are reported by the gap it leaves.
+                set_aside(s.path, not_file, "the events it held are lost");
+                continue;
+            }
+            if (errno == ENOENT) continue;  // gone meanwhile: as if deleted
+            throw sys_error("cannot open", s.path, errno);
+        }
+        newest_name = s.base;
         std::vector<RecordSpan> sp;
+        bool damaged_end = false;
         try {
-            recover_segment(s, after, delivered_floor, sp);
+            damaged_end = recover_segment(s, after, delivered_floor, sp);
         } catch (...) {
             close_segment(s);
             throw;
@@ -232,12 +342,20 @@ void Outbox::open() {
         const bool newest = i + 1 == files.size();
         if (s.records == 0 && !newest) {
             // Nothing left in it (empty or all damage): it only costs a file.
+            // Its seqs are reported by the gap it leaves, unless damage
+            // already counted them.
             close_segment(s);
             ::unlink(s.path.c_str());
             dir_dirty_ = true;
+            after_damage = after_damage || damaged_end;
             continue;
         }
-        if (s.records > 0) after = s.last_seq;
+        if (expect != 0 && s.base > expect) close_gap(s, expect, delivered_floor, after_damage);
+        if (s.records > 0) {
+            after = s.last_seq;
+            expect = s.last_seq + 1;
+        }
+        after_damage = damaged_end;
         segs_.push_back(std::move(s));
         spans.push_back(std::move(sp));
     }
@@ -246,6 +364,31 @@ void Outbox::open() {
     // empty newest segment (created for exactly that seq).
     std::uint64_t log_next = 0;
     if (!segs_.empty()) log_next = std::max(after + 1, segs_.back().base);
+    const std::uint64_t log_end = log_next == 0 ? 0 : log_next - 1;
+
+    // The newest segment gone: after a clean close the state knows exactly
+    // which seqs it held; after a process crash only that it existed.
+    if (prev && prev->clean && prev->tail_exact && log_end < prev->last_seq) {
+        const std::uint64_t first = std::max(log_end, prev->cursor) + 1;
+        if (first <= prev->last_seq) {
+            stats_.lost_records += prev->last_seq - first + 1;
+            log_warn(kComponent, seq_range(first, prev->last_seq) +
+                                     ", the newest of the log, are missing from " + dir_ +
+                                     " (its newest segment deleted or set aside): " +
+                                     std::to_string(prev->last_seq - first + 1) + " event(s) lost");
+        }
+    }
+    bool tail_doubt = false;
+    if (same_boot && prev->newest_base != 0 && newest_name < prev->newest_base) {
+        tail_doubt = true;
+        log_warn(kComponent, "the newest segment " + segment_name(prev->newest_base) +
+                                 " is missing from " + dir_ +
+                                 " (deleted or set aside): the events it held from seq " +
+                                 std::to_string(std::max(prev->newest_base, prev->cursor + 1)) +
+                                 " on are lost, how many is not known; seq continues past the "
+                                 "reservation (" +
+                                 std::to_string(prev->reserved) + ")");
+    }
 
     const std::uint64_t block = opts_.reserve_block;
     std::uint64_t next = 1;
@@ -261,12 +404,15 @@ void Outbox::open() {
     } else if (prev->clean) {
         resume_ = Resume::Clean;
         next = std::max(log_next, prev->last_seq + 1);
-    } else if (!boot_id_.empty() && prev->boot_id == boot_id_) {
+    } else if (same_boot) {
         // The process died, the kernel did not: the page cache holds every
-        // byte written, so the log's tail is exactly what was appended.
+        // byte written, so the log's tail is exactly what was appended,
+        // unless its newest segment went missing: then it is not known
+        // which seqs it held, and none of them may be used again.
         resume_ = Resume::Crash;
         next = log_next != 0 ? log_next : prev->reserved + 1;
         next = std::max(next, prev->cursor + 1);
+        if (tail_doubt) next = std::max(next, prev->reserved + 1);
     } else {
         // The machine went down (or the boot is unknown): the unsynced tail
         // may be gone but its seqs may have been published. Skip them all.
@@ -316,6 +462,15 @@ void Outbox::close() {
     std::vector<DropReport> drops;
     if (commit_log(drops, true)) {
         state_.last_seq = next_seq_ - 1;
+        // Whether the log ends exactly there (no failed append at its end),
+        // so the next open can tell a missing newest segment.
+        if (const Segment* a = active()) {
+            const std::uint64_t named = a->base > 0 ? a->base - 1 : 0;
+            const std::uint64_t end = a->records > 0 ? std::max(a->last_seq, named) : named;
+            state_.tail_exact = end == state_.last_seq;
+        } else {
+            state_.tail_exact = false;
+        }
         if (!write_state(true, true))
             io_failure("cannot record the clean shutdown in " + dir_ + "/state", errno);
     } else {
@@ -342,8 +497,12 @@ std::optional<Outbox::State> Outbox::read_state() {
         s.gen = get_le(b + 8, 8);
         s.reserved = get_le(b + 16, 8);
         s.cursor = get_le(b + 24, 8);
-        s.last_seq = get_le(b + 32, 8);
-        s.clean = (get_le(b + 40, 4) & 1u) != 0;
+        const std::uint32_t flags = static_cast<std::uint32_t>(get_le(b + 40, 4));
+        s.clean = (flags & 1u) != 0;
+        s.tail_exact = s.clean && (flags & 2u) != 0;
+        // One field: the last seq after a clean close, the newest segment's
+        // name while running (0 when written by an older version).
+        (s.clean ? s.last_seq : s.newest_base) = get_le(b + 32, 8);
         const char* id = reinterpret_cast<const char*>(b + kBootIdOffset);
         s.boot_id.assign(id, strnlen(id, kBootIdBytes));
         if (!best || s.gen > best->gen) {
@@ -368,8 +527,9 @@ bool Outbox::write_state(bool durable, bool clean) {
     put_le(b + 8, state_.gen, 8);
     put_le(b + 16, state_.reserved, 8);
     put_le(b + 24, state_.cursor, 8);
-    put_le(b + 32, clean ? state_.last_seq : 0, 8);
-    put_le(b + 40, clean ? 1u : 0u, 4);
+    const std::uint64_t newest = segs_.empty() ? 0 : segs_.back().base;
+    put_le(b + 32, clean ? state_.last_seq : newest, 8);
+    put_le(b + 40, clean ? (state_.tail_exact ? 3u : 1u) : 0u, 4);
     std::memcpy(b + kBootIdOffset, boot_id_.data(), std::min(boot_id_.size(), kBootIdBytes - 1));
     put_le(b + kStateCrcOffset, crc32c(b, kStateCrcOffset), 4);
 
@@ -388,20 +548,37 @@ bool Outbox::write_state(bool durable, bool clean) {
     return true;
 }
 
-void Outbox::recover_segment(Segment& s, std::uint64_t after, std::uint64_t delivered,
+bool Outbox::recover_segment(Segment& s, std::uint64_t after, std::uint64_t delivered,
                              std::vector<RecordSpan>& spans) {
     std::string data;
-    if (!read_whole(s.fd, data)) throw sys_error("cannot read", s.path, errno);
+    std::uint64_t file_size = 0;
+    const std::uint64_t limit = max_segment_read(opts_.segment_bytes);
+    if (!read_prefix(s.fd, limit, data, file_size)) throw sys_error("cannot read", s.path, errno);
     outbox::ScanResult res = outbox::scan_records(bytes_of(data), data.size(), after);
+    const bool oversized = file_size > data.size();
+    if (oversized) {
+        // More than the outbox ever writes to one segment: the rest is not
+        // read, it is cut like a damaged tail.
+        stats_.corrupt_records += 1;
+        log_warn(kComponent, segment_name(s.base) + ": " + std::to_string(file_size) +
+                                 " bytes, more than a segment can hold; the " +
+                                 std::to_string(file_size - data.size()) +
+                                 " byte(s) after offset " + std::to_string(data.size()) +
+                                 " cut out unread");
+    }
+    const bool damaged_end =
+        oversized || (!res.damaged.empty() &&
+                      res.damaged.back().offset + res.damaged.back().size == data.size());
 
-    if (!res.damaged.empty()) {
+    if (!res.damaged.empty() || oversized) {
         for (const DamagedRange& d : res.damaged) {
             stats_.corrupt_records += d.records;
             save_damaged(s, data, d);
         }
-        const DamagedRange& last = res.damaged.back();
-        const bool tail_only = res.damaged.size() == 1 && last.offset == res.good_end &&
-                               last.offset + last.size == data.size();
+        const bool tail_only =
+            res.damaged.empty() ||
+            (res.damaged.size() == 1 && res.damaged.back().offset == res.good_end &&
+             res.damaged.back().offset + res.damaged.back().size == data.size());
         if (tail_only) {
             if (::ftruncate(s.fd, static_cast<off_t>(res.good_end)) != 0)
                 throw sys_error("cannot truncate", s.path, errno);
@@ -436,6 +613,58 @@ void Outbox::recover_segment(Segment& s, std::uint64_t after, std::uint64_t deli
         note_latest(rec);
     }
     spans = std::move(res.records);
+    return damaged_end;
+}
+
+bool Outbox::set_aside(const std::string& path, const std::string& kind,
+                       const std::string& consequence) {
+    // One damaged stretch of the outbox folder, whatever it held.
+    ++stats_.corrupt_records;
+    const std::string to = move_aside(path);
+    if (to.empty()) {
+        const int err = errno;
+        log_warn(kComponent, path + " is " + kind +
+                                 ", not a file the outbox wrote, and cannot be moved aside (" +
+                                 std::strerror(err) + "): left out; " + consequence);
+        errno = err;
+        return false;
+    }
+    dir_dirty_ = true;
+    log_warn(kComponent, path + " is " + kind + ", not a file the outbox wrote: moved aside to " +
+                             to + "; " + consequence);
+    return true;
+}
+
+void Outbox::close_gap(Segment& s, std::uint64_t expect, std::uint64_t delivered,
+                       bool damaged_before) {
+    // Seqs up to the cursor were delivered: not lost, whatever became of them.
+    const std::uint64_t first = std::max(expect, delivered + 1);
+    const std::uint64_t last = s.base - 1;
+    if (first <= last) {
+        const std::uint64_t n = last - first + 1;
+        if (damaged_before) {
+            log_warn(kComponent, seq_range(first, last) + " before " + segment_name(s.base) +
+                                     " went with the damage cut out before it");
+        } else {
+            stats_.lost_records += n;
+            log_warn(kComponent, seq_range(first, last) + " missing from " + dir_ + " before " +
+                                     segment_name(s.base) + " (a segment deleted or set aside): " +
+                                     std::to_string(n) + " event(s) lost");
+        }
+    }
+    // Renamed for the seq it now follows, so that the next open finds no gap
+    // to report again. Not an empty segment: its name gives the next seq.
+    if (s.records == 0) return;
+    const std::string to = dir_ + "/" + segment_name(expect);
+    struct stat st {};
+    if (::lstat(to.c_str(), &st) == 0) return;
+    if (::rename(s.path.c_str(), to.c_str()) != 0) {
+        io_failure("cannot rename " + s.path + " to " + to, errno);
+        return;
+    }
+    s.base = expect;
+    s.path = to;
+    dir_dirty_ = true;
 }
 
 void Outbox::save_damaged(const Segment& s, const std::string& data, const DamagedRange& d) {
@@ -543,6 +772,9 @@ bool Outbox::create_segment(std::uint64_t base) {
         cursor_delivered_ = 0;
     }
     dir_dirty_ = true;
+    // The state names the newest segment (in the page cache, no fsync), so
+    // that after a process crash a missing newest segment is noticed.
+    if (open_ && !write_state(false, false)) io_failure("cannot write " + dir_ + "/state", errno);
     return true;
 }
 
@@ -566,6 +798,12 @@ void Outbox::retire_front() {
         io_failure("cannot move " + s.path + " to the journal", errno);
     }
     ::unlink(s.path.c_str());
+}
+
+void Outbox::write_cursor_now() {
+    if (!open_ || cursor_seq_ == cursor_written_) return;
+    if (!write_state(false, false))
+        io_failure("cannot write the cursor to " + dir_ + "/state", errno);
 }
 
 void Outbox::trim_journal(std::uint64_t limit) {
@@ -598,6 +836,9 @@ void Outbox::gc() {
         cursor_pos_ = {next->base, 0};
         cursor_delivered_ = 0;
     }
+    // The cursor reaches the state file before a delivered segment goes, so
+    // that a segment missing before the cursor is known to be a loss.
+    if (segs_.front().base < cursor_pos_.seg) write_cursor_now();
     while (segs_.front().base < cursor_pos_.seg)
         retire_front();
     trim_journal(opts_.retain_bytes);
@@ -657,7 +898,11 @@ AppendResult Outbox::append(const Record& r) {
 
     for (;;) {
         Segment* a = active();
-        if (!a || (a->bytes > 0 && a->bytes + size > segment_limit())) {
+        // The first record after a seq jump (a reboot, a failed append) goes
+        // in the segment before the jump even when that overfills it: a hole
+        // in seq between two segments then always means lost events.
+        const bool jump = a && a->records > 0 && a->last_seq + 1 != r.seq;
+        if (!a || (a->bytes > 0 && a->bytes + size > segment_limit() && !jump)) {
             if (!create_segment(r.seq)) {
                 const int err = errno;
                 if (is_space_error(err) && free_disk_space(res.drops)) continue;
@@ -721,11 +966,12 @@ bool Outbox::drop_oldest_undelivered(DropReason why, std::vector<DropReport>& dr
     const std::uint64_t count = s.records - delivered;
     const std::uint64_t first = cursor_seq_ + 1;
     const std::uint64_t last = s.last_seq;
+    cursor_seq_ = std::max(cursor_seq_, last);
+    write_cursor_now();
     close_segment(s);
     ::unlink(s.path.c_str());
     segs_.pop_front();
 
-    cursor_seq_ = std::max(cursor_seq_, last);
     cursor_delivered_ = 0;
     if (!segs_.empty()) cursor_pos_ = {segs_.front().base, 0};
     forget_flights_upto(cursor_seq_);
@@ -750,6 +996,7 @@ bool Outbox::free_disk_space(std::vector<DropReport>& drops) {
     if (segs_.size() == 1 && segs_.front().bytes > 0 &&
         segs_.front().records <= cursor_delivered_ && cursor_pos_.seg == segs_.front().base) {
         // The active segment holds only delivered records: start afresh.
+        write_cursor_now();
         Segment& s = segs_.front();
         close_segment(s);
         ::unlink(s.path.c_str());
@@ -989,8 +1236,8 @@ void Outbox::leave_out_superseded(Record& r) {
 
 void Outbox::recount(Segment& s) {
     std::string data;
-    if (!read_whole(s.fd, data)) return;
-    data.resize(std::min(data.size(), static_cast<std::size_t>(s.bytes)));
+    std::uint64_t file_size = 0;
+    if (!read_prefix(s.fd, s.bytes, data, file_size)) return;
     std::uint64_t after = 0;
     for (const Segment& o : segs_) {
         if (o.base >= s.base) break;
@@ -1014,8 +1261,8 @@ void Outbox::skip_damage_at_read_pos() {
     std::string data;
     std::uint64_t lost = 1;
     std::uint64_t to = s->bytes;
-    if (read_whole(s->fd, data)) {
-        data.resize(std::min(data.size(), static_cast<std::size_t>(s->bytes)));
+    std::uint64_t file_size = 0;
+    if (read_prefix(s->fd, s->bytes, data, file_size)) {
         const auto from = static_cast<std::size_t>(read_pos_.offset);
         const std::size_t found =
             outbox::find_next_record(bytes_of(data), data.size(), from + 1, read_last_seq_);
@@ -1202,19 +1449,27 @@ LogReadStats read_log(const std::string& folder, const std::function<void(const 
     std::uint64_t last = 0;
     Record rec;
     for (const SegmentFile& f : files) {
-        const int fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
+        std::string not_file;
+        const int fd = open_regular(f.path, O_RDONLY, not_file);
         if (fd < 0) {
+            if (!not_file.empty()) {
+                // Not a segment the outbox wrote (never followed nor read).
+                ++st.corrupt_records;
+                continue;
+            }
             if (errno == ENOENT) continue;  // delivered and removed meanwhile
             throw sys_error("cannot open", f.path, errno);
         }
         std::string data;
-        const bool ok = read_whole(fd, data);
+        std::uint64_t file_size = 0;
+        const bool ok = read_prefix(fd, kMaxSegmentRead, data, file_size);
         const int err = errno;
         ::close(fd);
         if (!ok) throw sys_error("cannot read", f.path, err);
         ++st.segments;
         const outbox::ScanResult res = outbox::scan_records(bytes_of(data), data.size(), last);
         st.corrupt_records += res.damaged_records();
+        if (file_size > data.size()) ++st.corrupt_records;  // the rest, not read
         for (const RecordSpan& r : res.records) {
             outbox::decode_record(bytes_of(data) + r.offset, r.size, &rec);
             fn(rec);

@@ -39,10 +39,13 @@
 // boot id. At open: a clean close → continue exactly; the same boot id → the
 // process died but the page cache (hence the log's tail) is intact → continue
 // exactly; a different boot id (or none readable) → continue at R + 1, a
-// forward gap, never a reuse. Choice (b), publishing only after the fsync
-// covering each event, was rejected: with the default `sync: 1s` it would
-// delay every publish (and every rule alert) by up to a second, or force an
-// fsync per event on an SD card; (a) costs one fsync per 4096 events.
+// forward gap, never a reuse. The state also names the newest segment (written
+// at each roll, without fsync): after a process crash whose newest segment is
+// missing, which seqs it held is not known, so seq continues at R + 1 too.
+// Choice (b), publishing only after the fsync covering each event, was
+// rejected: with the default `sync: 1s` it would delay every publish (and
+// every rule alert) by up to a second, or force an fsync per event on an SD
+// card; (a) costs one fsync per 4096 events.
 //
 // Delivery cursor. The link takes records in seq order with next_unsent(),
 // acks each with ack(seq) (any order inside the in-flight window; the cursor
@@ -70,8 +73,15 @@
 // Recovery. open() scans every segment: a damaged tail is cut, damage inside a
 // segment is skipped by resynchronising at the next sync marker whose record
 // validates (the segment is then rewritten without it); every damaged stretch
-// is counted (corrupt_records), logged and copied to outbox/corrupt/. open()
-// fails only on real I/O errors (EACCES, EIO, …), with the path in the message.
+// is counted (corrupt_records), logged and copied to outbox/corrupt/. A
+// segment or state entry that is not a regular file (a folder, FIFO, device,
+// socket or any symbolic link) is never followed nor read: it is renamed to
+// NAME.damaged-N, counted (corrupt_records) and logged, and a state file set
+// aside is rebuilt from the segments as if missing. Seqs missing between
+// segments, before the first or (known after a clean close) at the end are
+// counted (lost_records) and logged with their range; a segment is read
+// only up to what the outbox can have written to it. open() fails only on
+// real I/O errors (EACCES, EIO, …), with the path in the message.
 #pragma once
 
 #include <sys/types.h>
@@ -157,7 +167,12 @@ class Outbox {
         std::uint64_t depth = 0;            // undelivered records
         std::uint64_t bytes = 0;            // undelivered bytes on disk
         std::uint64_t dropped = 0;          // undelivered records given up (bounds, disk full)
-        std::uint64_t corrupt_records = 0;  // damaged stretches cut out or skipped
+        std::uint64_t corrupt_records = 0;  // damaged stretches cut out or skipped, and
+                                            // folder entries set aside (not regular files)
+        // Events missing from the outbox folder, counted exactly from their
+        // seqs: a segment deleted or set aside between others, before the
+        // first (past the cursor), or the newest after a clean close.
+        std::uint64_t lost_records = 0;
         std::uint64_t appended = 0;
         std::uint64_t acked = 0;
         std::uint64_t in_flight = 0;  // handed out by next_unsent, not yet acked
@@ -254,16 +269,27 @@ class Outbox {
         std::uint64_t gen = 0;
         std::uint64_t reserved = 0;
         std::uint64_t cursor = 0;
-        std::uint64_t last_seq = 0;
+        std::uint64_t last_seq = 0;     // when clean
+        std::uint64_t newest_base = 0;  // when not clean: the newest segment's name
         bool clean = false;
+        bool tail_exact = false;  // clean, and the log's last record is last_seq
         std::string boot_id;
     };
 
     // open() helpers
     std::optional<State> read_state();
     // `delivered`: records up to it need not be indexed as read models.
-    void recover_segment(Segment& s, std::uint64_t after, std::uint64_t delivered,
+    // True when the segment ended in damage (cut out now).
+    bool recover_segment(Segment& s, std::uint64_t after, std::uint64_t delivered,
                          std::vector<outbox::RecordSpan>& spans);
+    // Moves a folder entry that is not a regular file out of the way (to
+    // NAME.damaged-N), counted and logged; false (errno) when it cannot.
+    bool set_aside(const std::string& path, const std::string& kind,
+                   const std::string& consequence);
+    // `s` starts after `expect`, the seq its predecessor ends before: counts
+    // and logs the seqs missing in between (unless damage cut out just
+    // before already counted them), and renames `s` so the gap is reported once.
+    void close_gap(Segment& s, std::uint64_t expect, std::uint64_t delivered, bool damaged_before);
     void save_damaged(const Segment& s, const std::string& data, const outbox::DamagedRange& d);
     void load_journal();
     void place_cursor(const std::vector<std::vector<outbox::RecordSpan>>& spans);
@@ -277,6 +303,9 @@ class Outbox {
     bool create_segment(std::uint64_t base);
     void close_segment(Segment& s);
     void retire_front();
+    // Writes a moved cursor to the state file now (no fsync), before the
+    // segments behind it are deleted.
+    void write_cursor_now();
     void trim_journal(std::uint64_t limit);
     void gc();
     std::uint64_t segment_limit() const;

@@ -8,9 +8,11 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <memory>
 #include <random>
@@ -662,14 +664,22 @@ TEST_CASE("empty and zero-length segments do not disturb the log", "[outbox]") {
     // A middle segment emptied (e.g. zeroed by a failing card) and a stray
     // empty newest one named for seq 70.
     const auto mid = scan_file(segs[1]).records;
+    const auto third = scan_file(segs[2]).records;
     fs::resize_file(segs[1], 0);
     spit(d.path + "/outbox/00000000000000000070.seg", "");
 
     Outbox o(options(d.path));
     o.open();
     CHECK(o.resumed() == Outbox::Resume::Crash);
-    CHECK(o.next_seq() == 70);         // an empty newest segment is named for its first seq
-    CHECK_FALSE(fs::exists(segs[1]));  // the empty middle one is gone
+    CHECK(o.next_seq() == 70);  // an empty newest segment is named for its first seq
+    // The emptied middle one is gone; the segment after it took the name of
+    // the seq after the hole, so the loss is reported once.
+    CHECK_FALSE(fs::exists(segs[2]));
+    REQUIRE_FALSE(scan_file(segs[1]).records.empty());
+    CHECK(scan_file(segs[1]).records.front().seq == third.front().seq);
+    // Lost: the emptied segment's events, and by its name the stray newest
+    // segment was opened for seq 70, so seqs 31..69 were used and are gone.
+    CHECK(o.stats().lost_records == mid.size() + 39);
     const auto seqs = drain(o);
     CHECK(seqs.size() == 30 - mid.size());
     CHECK(std::is_sorted(seqs.begin(), seqs.end()));
@@ -1301,4 +1311,258 @@ TEST_CASE("on a real full tmpfs, the outbox drops and never fails", "[.tmpfs]") 
     const auto left = drain(o);
     CHECK(left.back() == 3000);
     o.close();
+}
+
+// --- folder damage: entries that are not files, segments that went missing ---
+
+namespace {
+
+// open() on another thread: damage in the folder must never block it. A
+// blocked open cannot be abandoned safely (it uses the Outbox), so the test
+// binary stops with a message instead of hanging.
+void open_promptly(Outbox& o) {
+    auto done = std::async(std::launch::async, [&o] { o.open(); });
+    if (done.wait_for(5s) != std::future_status::ready) {
+        std::fprintf(stderr, "FAILED: Outbox::open() still blocked after 5 s\n");
+        std::_Exit(3);
+    }
+    REQUIRE_NOTHROW(done.get());
+}
+
+// A log of 40 events over several segments of `dir`, closed cleanly or left
+// as a process crash leaves it. Returns its segment files, oldest first.
+std::vector<std::string> build_log(const std::string& dir, bool clean) {
+    Outbox o(options(dir));
+    o.open();
+    append_n(o, 40);
+    if (clean) o.close();
+    auto segs = files_in(dir + "/outbox", ".seg");
+    REQUIRE(segs.size() >= 4);
+    return segs;
+}
+
+std::vector<std::uint64_t> seqs_of(const std::string& segment) {
+    std::vector<std::uint64_t> v;
+    for (const outbox::RecordSpan& r : scan_file(segment).records)
+        v.push_back(r.seq);
+    return v;
+}
+
+std::vector<std::uint64_t> without(std::vector<std::uint64_t> all,
+                                   const std::vector<std::uint64_t>& gone) {
+    std::erase_if(
+        all, [&](std::uint64_t s) { return std::find(gone.begin(), gone.end(), s) != gone.end(); });
+    return all;
+}
+
+enum class Damage { Directory, Fifo, DevZero, Deleted };
+
+// Replaces the file at `path` as `how` says.
+void damage(const std::string& path, Damage how) {
+    REQUIRE(fs::remove(path));
+    switch (how) {
+        case Damage::Directory:
+            fs::create_directory(path);
+            spit(path + "/inside", "x");
+            break;
+        case Damage::Fifo:
+            REQUIRE(::mkfifo(path.c_str(), 0640) == 0);
+            break;
+        case Damage::DevZero:
+            fs::create_symlink("/dev/zero", path);
+            break;
+        case Damage::Deleted:
+            break;
+    }
+}
+
+// What open() must make of a log whose segment `victim` was damaged `how`,
+// with the other segments intact: everything else delivered in order, the
+// victim's events counted as lost, the damage set aside and counted, seq
+// going on after every seq ever used, appends working; and the next start
+// finds nothing more to report.
+void check_recovers_without(const std::string& dir, const std::vector<std::string>& segs,
+                            std::size_t victim, Damage how) {
+    const std::vector<std::uint64_t> gone = seqs_of(segs[victim]);
+    REQUIRE_FALSE(gone.empty());
+    damage(segs[victim], how);
+    {
+        Outbox o(options(dir));
+        open_promptly(o);
+        const Outbox::Stats st = o.stats();
+        CHECK(st.lost_records == gone.size());
+        CHECK(st.corrupt_records == (how == Damage::Deleted ? 0u : 1u));
+        if (how != Damage::Deleted) {
+            const std::string aside = segs[victim] + ".damaged-1";
+            CHECK(fs::symlink_status(aside).type() != fs::file_type::not_found);
+            CHECK(fs::symlink_status(aside).type() != fs::file_type::regular);
+        }
+        CHECK(o.next_seq() > 40);
+        const std::uint64_t next = o.next_seq();
+        CHECK(st.depth == 40 - gone.size());
+        append_n(o, 3);
+        std::vector<std::uint64_t> expect = without(range(1, 40), gone);
+        for (std::uint64_t s = next; s < next + 3; ++s)
+            expect.push_back(s);
+        CHECK(drain(o, false) == expect);
+        o.close();
+    }
+    Outbox again(options(dir));
+    open_promptly(again);
+    CHECK(again.stats().lost_records == 0);
+    CHECK(again.stats().corrupt_records == 0);
+    CHECK(again.stats().depth == 40 - gone.size() + 3);
+}
+
+}  // namespace
+
+TEST_CASE("a middle segment replaced by a directory is set aside and counted; start-up goes on",
+          "[outbox][damage]") {
+    TempDir d;
+    const auto segs = build_log(d.path, true);
+    check_recovers_without(d.path, segs, 2, Damage::Directory);
+}
+
+TEST_CASE("a middle segment replaced by a FIFO neither blocks nor vanishes silently",
+          "[outbox][damage]") {
+    TempDir d;
+    const auto segs = build_log(d.path, true);
+    check_recovers_without(d.path, segs, 1, Damage::Fifo);
+}
+
+TEST_CASE("a segment replaced by a symlink to /dev/zero is never followed", "[outbox][damage]") {
+    TempDir d;
+    const auto segs = build_log(d.path, true);
+    check_recovers_without(d.path, segs, 2, Damage::DevZero);
+}
+
+TEST_CASE("a middle segment deleted: its seqs are reported lost; the rest delivered",
+          "[outbox][damage]") {
+    TempDir d;
+    SECTION("after a clean close") {
+        const auto segs = build_log(d.path, true);
+        check_recovers_without(d.path, segs, 2, Damage::Deleted);
+    }
+    SECTION("after a process crash") {
+        const auto segs = build_log(d.path, false);
+        check_recovers_without(d.path, segs, 2, Damage::Deleted);
+    }
+}
+
+TEST_CASE("the first segment deleted: its seqs are reported lost; the rest delivered",
+          "[outbox][damage]") {
+    TempDir d;
+    SECTION("after a clean close") {
+        const auto segs = build_log(d.path, true);
+        check_recovers_without(d.path, segs, 0, Damage::Deleted);
+    }
+    SECTION("after a process crash") {
+        const auto segs = build_log(d.path, false);
+        check_recovers_without(d.path, segs, 0, Damage::Deleted);
+    }
+    SECTION("replaced by a directory") {
+        const auto segs = build_log(d.path, true);
+        check_recovers_without(d.path, segs, 0, Damage::Directory);
+    }
+}
+
+TEST_CASE("the last segment deleted after a clean close: reported lost; no seq reused",
+          "[outbox][damage]") {
+    TempDir d;
+    const auto segs = build_log(d.path, true);
+    SECTION("deleted") {
+        check_recovers_without(d.path, segs, segs.size() - 1, Damage::Deleted);
+    }
+    SECTION("replaced by a FIFO") {
+        check_recovers_without(d.path, segs, segs.size() - 1, Damage::Fifo);
+    }
+}
+
+TEST_CASE("the last segment deleted after a process crash: seq jumps past the reservation",
+          "[outbox][damage]") {
+    TempDir d;
+    const auto segs = build_log(d.path, false);
+    const std::vector<std::uint64_t> gone = seqs_of(segs.back());
+    REQUIRE(gone.back() == 40);
+    damage(segs.back(), Damage::Deleted);
+
+    Outbox o(options(d.path));
+    open_promptly(o);
+    CHECK(o.resumed() == Outbox::Resume::Crash);
+    // 40 events with reservations of 16: 48 reserved; every seq up to it
+    // may have been handed out.
+    CHECK(o.next_seq() == 49);
+    const std::uint64_t next = o.next_seq();
+    append_n(o, 2);
+    std::vector<std::uint64_t> expect = without(range(1, 40), gone);
+    expect.push_back(next);
+    expect.push_back(next + 1);
+    CHECK(drain(o) == expect);
+}
+
+TEST_CASE("a state file replaced by a directory is rebuilt from the segments", "[outbox][damage]") {
+    TempDir d;
+    build_log(d.path, true);
+    const std::string state = d.path + "/outbox/state";
+    SECTION("directory") {
+        damage(state, Damage::Directory);
+    }
+    SECTION("FIFO") {
+        damage(state, Damage::Fifo);
+    }
+    SECTION("symlink to /dev/zero") {
+        damage(state, Damage::DevZero);
+    }
+    Outbox o(options(d.path));
+    open_promptly(o);
+    CHECK(o.resumed() == Outbox::Resume::Unknown);
+    CHECK(o.stats().corrupt_records == 1);
+    CHECK(o.stats().lost_records == 0);
+    CHECK(fs::is_regular_file(fs::symlink_status(state)));
+    CHECK_FALSE(fs::is_regular_file(fs::symlink_status(state + ".damaged-1")));
+    // As without a state: a forward gap, never a reuse.
+    CHECK(o.next_seq() == 41 + 2 * 16);
+    append_n(o, 1);
+    std::vector<std::uint64_t> expect = range(1, 40);
+    expect.push_back(41 + 2 * 16);
+    CHECK(drain(o) == expect);
+}
+
+TEST_CASE("a segment larger than the outbox writes is read only in part", "[outbox][damage]") {
+    TempDir d;
+    const auto segs = build_log(d.path, true);
+    // A sparse file of 64 GiB: reading it whole would take that much memory.
+    const std::uint64_t huge = 64ull << 30;
+    fs::resize_file(segs.back(), huge);
+    Outbox o(options(d.path));
+    open_promptly(o);
+    CHECK(o.stats().corrupt_records >= 1);
+    CHECK(fs::file_size(segs.back()) < (64u << 20));
+    append_n(o, 1);
+    std::vector<std::uint64_t> expect = range(1, 40);
+    expect.push_back(o.next_seq() - 1);
+    CHECK(drain(o) == expect);
+}
+
+TEST_CASE("read_log never follows a segment that is not a file", "[outbox][damage]") {
+    TempDir d;
+    const auto segs = build_log(d.path, true);
+    const std::vector<std::uint64_t> gone = seqs_of(segs[1]);
+    damage(segs[1], Damage::Fifo);
+    damage(segs[2], Damage::DevZero);
+    const std::vector<std::uint64_t> gone2 = seqs_of(segs[0]);  // still there
+    std::vector<std::uint64_t> seen;
+    auto done = std::async(std::launch::async, [&] {
+        return read_log(d.path, [&](const Record& r) { seen.push_back(r.seq); });
+    });
+    if (done.wait_for(5s) != std::future_status::ready) {
+        std::fprintf(stderr, "FAILED: read_log still blocked after 5 s\n");
+        std::_Exit(3);
+    }
+    const LogReadStats st = done.get();
+    CHECK(st.corrupt_records == 2);
+    CHECK_FALSE(seen.empty());
+    CHECK(seen.front() == gone2.front());
+    CHECK(std::find(seen.begin(), seen.end(), gone.front()) == seen.end());
+    CHECK(seen.back() == 40);
 }
