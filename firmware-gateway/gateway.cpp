@@ -518,6 +518,7 @@ void Gateway::publish_metrics(MonoTime now) {
         .field("outbox_bytes", ob.bytes)
         .field("dropped", ob.dropped)
         .field("corrupt_records", ob.corrupt_records)
+        .field("lost_records", ob.lost_records)
         .field("bad_readings", counters_.bad_readings)
         .field("deadletter", counters_.deadletter)
         .field("reconnects", st.reconnects)
