@@ -507,6 +507,7 @@ void Gateway::emit_deadletter(const std::string& source, const std::string& reas
 
 void Gateway::publish_metrics(MonoTime now) {
     next_metrics_ = now + cfg_.metrics.interval;
+    flush_transition_logs(now);
     const MqttLink::Stats& st = link_->stats();
     const Outbox::Stats ob = outbox_.stats();
     JsonObject o;

@@ -116,6 +116,16 @@ class Gateway final : public drivers::Sink {
     void output_changed(const std::string& name, bool on);
     void output_failed(const std::string& name, const std::string& why);
     void publish_rule_event(const rules::Transition& t);
+    // Transition log lines, rate-limited per rule.
+    struct TransitionLogBudget {
+        MonoTime window_start{};
+        unsigned logged = 0;
+        unsigned long suppressed = 0;
+    };
+    void log_transition(const rules::Transition& t);
+    void flush_transition_log(const std::string& rule, TransitionLogBudget& b);
+    void flush_transition_logs(MonoTime now);
+    std::unordered_map<std::string, TransitionLogBudget> transition_log_;
     void run_action(const rules::Action& a, const std::string& rule);
     void run_exec(const std::string& rule, const rules::ExecAction& a);
     void on_exec_finished(const ExecFinished& e);

@@ -154,8 +154,7 @@ void Gateway::handle_transitions(std::vector<rules::Transition>& ts) {
     auto held = held_.begin();
     for (const rules::Transition& t : ts) {
         if (t.kind == rules::TransitionKind::Fired) ++counters_.rules_fired;
-        log_info("rules", t.rule + " " + std::string(rules::transition_name(t.kind)) + " " +
-                              loggable(t.values_json()));
+        log_transition(t);
         publish_rule_event(t);
         for (const rules::Action& a : t.actions) {
             if (action < early_actions_) {
@@ -169,6 +168,45 @@ void Gateway::handle_transitions(std::vector<rules::Transition>& ts) {
     }
     held_.clear();
     early_actions_ = 0;
+}
+
+void Gateway::log_transition(const rules::Transition& t) {
+    // A rule flapping on a fast input (thousands of transitions a second)
+    // must not flood the journal: per rule, the first kTransitionLogBurst
+    // lines of a minute are written, the rest counted and summed up.
+    constexpr unsigned kTransitionLogBurst = 20;
+    const MonoTime now = clock_.monotonic();
+    TransitionLogBudget& b = transition_log_[t.rule];
+    if (now - b.window_start >= std::chrono::minutes(1)) {
+        flush_transition_log(t.rule, b);
+        b.window_start = now;
+    }
+    if (b.logged < kTransitionLogBurst) {
+        ++b.logged;
+        log_info("rules", t.rule + " " + std::string(rules::transition_name(t.kind)) + " " +
+                              loggable(t.values_json()));
+    } else {
+        ++b.suppressed;
+    }
+}
+
+void Gateway::flush_transition_log(const std::string& rule, TransitionLogBudget& b) {
+    if (b.suppressed > 0) {
+        log_info("rules", rule + ": " + std::to_string(b.suppressed) +
+                              " more transition(s) in the last minute not logged (each is a " +
+                              "rule event on " + base_ + "/rules/" + rule + ")");
+    }
+    b.logged = 0;
+    b.suppressed = 0;
+}
+
+void Gateway::flush_transition_logs(MonoTime now) {
+    for (auto& [rule, b] : transition_log_) {
+        if (b.suppressed > 0 && now - b.window_start >= std::chrono::minutes(1)) {
+            flush_transition_log(rule, b);
+            b.window_start = now;
+        }
+    }
 }
 
 void Gateway::publish_rule_event(const rules::Transition& t) {
