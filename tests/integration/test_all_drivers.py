@@ -10,7 +10,7 @@ import pty
 import subprocess
 import time
 
-from conftest import Subscriber
+from tidegate_testkit import Subscriber
 
 
 def write(path, text):

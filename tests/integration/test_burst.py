@@ -26,7 +26,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from conftest import Subscriber
+from tidegate_testkit import Subscriber
 
 BURST = 40_000
 

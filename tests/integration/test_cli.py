@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import project_version, run_cli
+from tidegate_testkit import project_version, run_cli
 
 DIAG_RE = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning): (?P<msg>.+)$")
 

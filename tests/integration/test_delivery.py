@@ -4,7 +4,7 @@ import re
 import time
 from datetime import timedelta
 
-from conftest import (MQTT_TROUBLE_RE, assert_consecutive, check_reading_envelope, envelopes,
+from tidegate_testkit import (MQTT_TROUBLE_RE, assert_consecutive, check_reading_envelope, envelopes,
                       free_port, parse_ts, sequence_sensor)
 
 # Any line of the MQTT link about a (re)connect attempt, at any level.

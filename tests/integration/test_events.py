@@ -2,7 +2,7 @@
 # state for late joiners.
 from datetime import datetime, timedelta, timezone
 
-from conftest import (assert_consecutive, check_reading_envelope, envelopes, parse_ts,
+from tidegate_testkit import (assert_consecutive, check_reading_envelope, envelopes, parse_ts,
                       sequence_sensor)
 
 

@@ -7,8 +7,8 @@ restarted, an outbox held at its size bound, a broker that refuses a topic
 import re
 import time
 
-from conftest import Subscriber, sequence_sensor
-from faultkit import (CuttableProxy, SessionSubscriber, contiguous, kill_broker,
+from tidegate_testkit import Subscriber, sequence_sensor
+from tidegate_testkit.faultkit import (CuttableProxy, SessionSubscriber, contiguous, kill_broker,
                       restart_broker, seqs_of)
 
 # A broker that keeps its sessions and queued messages across a crash as far

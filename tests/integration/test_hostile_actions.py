@@ -11,7 +11,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from conftest import Subscriber, run_cli
+from tidegate_testkit import Subscriber, run_cli
 
 LONG = "v" * 70_000  # wraps MQTT's 16-bit topic length: 70 007 bytes with the prefix
 

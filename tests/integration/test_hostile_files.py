@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import Subscriber, sequence_sensor
+from tidegate_testkit import Subscriber, sequence_sensor
 
 # Generous bounds: these must happen "at once", the bound only stops a hang.
 PROMPT_S = 10.0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from conftest import Subscriber
+from tidegate_testkit import Subscriber
 
 
 def test_invalid_utf8_in_a_string_reading_still_makes_valid_json(make_config, start_gateway,

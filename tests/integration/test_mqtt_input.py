@@ -3,8 +3,8 @@ device's topic, through the gateway's own connection, renewed after a cut."""
 
 import subprocess
 
-from conftest import Subscriber
-from test_outbox import CuttableProxy
+from tidegate_testkit import Subscriber
+from tidegate_testkit.faultkit import CuttableProxy
 
 
 def publish(port, topic, payload, retain=False):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Subscriber, parse_ts, sequence_sensor, wait_until
-from faultkit import CuttableProxy, contiguous, seqs_of
+from tidegate_testkit import Subscriber, parse_ts, sequence_sensor, wait_until
+from tidegate_testkit.faultkit import CuttableProxy, contiguous, seqs_of
 
 
 def test_sigkill_while_the_broker_is_down_loses_nothing(mosquitto_factory, make_config,

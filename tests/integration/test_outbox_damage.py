@@ -10,8 +10,8 @@ import struct
 
 import pytest
 
-from conftest import Subscriber, sequence_sensor, wait_until
-from faultkit import seqs_of
+from tidegate_testkit import Subscriber, sequence_sensor, wait_until
+from tidegate_testkit.faultkit import seqs_of
 
 MARKER = b"\xffTGR"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 
-from conftest import Subscriber, sequence_sensor
+from tidegate_testkit import Subscriber, sequence_sensor
 
 
 def write_rules(cfg, text: str) -> None:

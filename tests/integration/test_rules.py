@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import Subscriber, run_cli, sequence_sensor
+from tidegate_testkit import Subscriber, run_cli, sequence_sensor
 
 
 def write_rules(cfg, text, name="a.yaml"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MQTT_TROUBLE_RE, check_reading_envelope, envelopes, sequence_sensor
+from tidegate_testkit import MQTT_TROUBLE_RE, check_reading_envelope, envelopes, sequence_sensor
 
 
 def openssl(*args: str, cwd: Path) -> None:

@@ -3,7 +3,7 @@ heartbeat, and which topics a sensor publishes to."""
 
 import time
 
-from conftest import Subscriber, sequence_sensor
+from tidegate_testkit import Subscriber, sequence_sensor
 
 
 def values(sub, topic):

@@ -2,7 +2,7 @@
 # last will on a crash and from the gateway itself on a clean stop.
 import signal
 
-from conftest import RFC3339_RE, project_version, sequence_sensor
+from tidegate_testkit import RFC3339_RE, project_version, sequence_sensor
 
 
 def online(msgs):

@@ -2,20 +2,17 @@
 # (Mosquitto, RabbitMQ's MQTT plugin) and real clients of other stacks
 # (mosquitto_sub, Python paho-mqtt, MQTT.js, pika over AMQP 0-9-1).
 #
-# The fixtures and helpers of tests/integration are reused, not copied: its
-# conftest is loaded here under its own module name and re-exported, so
-# `from conftest import ...` in these tests (and in faultkit.py) finds them.
+# The fixtures and helpers of tests/integration are reused, not copied: they
+# are the tidegate_testkit package's, re-exported here for these tests.
 # The Mosquitto is scripts/test's (TIDEGATE_MQTT_PORT) or a private one; one
 # private RabbitMQ node serves the whole session (it takes ~10 s to start).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -26,25 +23,12 @@ from typing import Any, Callable
 import pytest
 
 HERE = Path(__file__).resolve().parent
-INTEGRATION = HERE.parent / "integration"
 
-_spec = importlib.util.spec_from_file_location("tidegate_integration_conftest",
-                                               INTEGRATION / "conftest.py")
-_it = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _it
-_spec.loader.exec_module(_it)
-
-# Helpers and classes.
-from tidegate_integration_conftest import (  # noqa: E402,F401
-    DEFAULT_TIMEOUT, REPO, RFC3339_RE, TS_RE, Gateway, GatewayConfig, Message, Mosquitto,
-    Subscriber, assert_consecutive, check_reading_envelope, envelopes, free_port, parse_ts,
-    port_open, project_version, sequence_sensor, wait_until)
-# Fixtures (pytest finds them by their presence in this module).
-from tidegate_integration_conftest import (  # noqa: E402,F401
+# Helpers, classes and fixtures of tidegate_testkit (pytest finds the
+# fixtures by their presence in this module).
+from tidegate_testkit.core import *  # noqa: E402,F401,F403
+from tidegate_testkit.core import (  # noqa: E402,F401
     broker_port, make_config, mosquitto_factory, start_gateway, subscribe, tidegate_bin)
-
-sys.path.insert(0, str(INTEGRATION))  # faultkit.py
-sys.path.insert(0, str(HERE / "consumers"))  # tracker.py, for its unit tests
 
 from rabbitmq import RabbitMQ  # noqa: E402
 

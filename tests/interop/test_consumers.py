@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from conftest import CONSUMERS, PY, sequence_sensor, wait_until
-from faultkit import contiguous
+from tidegate_testkit.faultkit import contiguous
 
 SUMMARY_RE = re.compile(r"^INFO consumer: summary (\{.*\})$", re.MULTILINE)
 

@@ -17,7 +17,7 @@ import time
 
 from conftest import (Subscriber, check_reading_envelope, project_version, routing_key,
                       sequence_sensor)
-from faultkit import CuttableProxy, contiguous
+from tidegate_testkit.faultkit import CuttableProxy, contiguous
 
 
 def rabbit_config(make_config, rabbitmq, sensors, port=None, gateway_id=None, data_dir=None,

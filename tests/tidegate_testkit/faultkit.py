@@ -6,7 +6,7 @@ import socket
 import threading
 import uuid
 
-from conftest import Subscriber, free_port
+from .core import Subscriber, free_port
 
 
 def seqs_of(messages, topic_part="/events/"):
