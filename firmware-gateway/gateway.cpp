@@ -29,15 +29,6 @@ bool value_changed_enough(const Value& prev, const Value& now, double deadband) 
     return prev != now;
 }
 
-// At most `max` bytes of `s`, not cutting a UTF-8 sequence in two.
-std::string utf8_prefix(const std::string& s, std::size_t max) {
-    if (s.size() <= max) return s;
-    std::size_t n = max;
-    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80)
-        --n;
-    return s.substr(0, n) + "…";
-}
-
 }  // namespace
 
 Gateway::Gateway(Config cfg, const Clock& clock, std::shared_ptr<const rules::RuleSet> rules)
@@ -52,6 +43,7 @@ Gateway::Gateway(Config cfg, const Clock& clock, std::shared_ptr<const rules::Ru
     link_ = std::make_unique<MqttLink>(
         cfg_.mqtt, make_paho_client(cfg_.mqtt, queue_, base_ + "/status", offline_payload()),
         base_ + "/status");
+    events_ = std::make_unique<EventPublisher>(cfg_, base_, clock_, outbox_, *link_);
     sensors_.reserve(cfg_.sensors.size());
     for (const SensorConfig& sc : cfg_.sensors) {
         Sensor s;
@@ -136,7 +128,7 @@ void Gateway::bad_reading(const std::string& sensor, std::string reason, std::st
 
 int Gateway::run() {
     outbox_.open();
-    const std::string next = std::to_string(outbox_.next_seq());
+    const std::string next = std::to_string(events_->next_seq());
     switch (outbox_.resumed()) {
         case Outbox::Resume::Fresh:
             log_info("gateway", "new data_dir " + cfg_.gateway.data_dir);
@@ -166,11 +158,11 @@ int Gateway::run() {
     link_->on_refused([this](std::uint64_t seq, const std::string& topic, const std::string& why) {
         const std::string what =
             seq ? "event " + cfg_.gateway.id + ":" + std::to_string(seq) : std::string("message");
-        deadletter("mqtt", "publish_refused",
-                   what + " to " + topic + " refused " + std::to_string(MqttLink::kMaxAttempts) +
-                       " times: " + why);
+        events_->deadletter("mqtt", "publish_refused",
+                            what + " to " + topic + " refused " +
+                                std::to_string(MqttLink::kMaxAttempts) + " times: " + why);
     });
-    handle_drops(outbox_.enforce());
+    events_->handle_drops(outbox_.enforce());
 
     started_wall_ = clock_.wall();
     started_mono_ = clock_.monotonic();
@@ -213,8 +205,8 @@ int Gateway::run() {
         if (!stopping_) run_ticks(now);
         if (!stopping_ && now >= next_metrics_) publish_metrics(now);
 
-        handle_drops(outbox_.sync_if_due(now));
-        flush_drop_report(now);
+        events_->handle_drops(outbox_.sync_if_due(now));
+        events_->flush_drop_report(now);
         report_overload();
 
         if (stopping_) {
@@ -267,9 +259,7 @@ MonoTime Gateway::next_deadline(MonoTime now) const {
     if (auto r = outbox_.next_sync_deadline(); r && *r < d) d = *r;
     if (auto r = outputs_->next_deadline(); r && *r < d) d = *r;
     if (ticking_ && !stopping_ && next_tick_ < d) d = next_tick_;
-    if (drop_backlog_.count > 0 && link_->connected() && drop_backlog_.next_report < d) {
-        d = std::max(now, drop_backlog_.next_report);
-    }
+    if (auto r = events_->drop_report_due(now); r && *r < d) d = *r;
     return d;
 }
 
@@ -360,7 +350,7 @@ void Gateway::on_reading(Reading r) {
             *d = std::round(*d * scale) / scale;  // half away from zero
         }
     }
-    ++counters_.events_in;
+    ++events_->counters().events_in;
     feed_rules(*s, r);
 }
 
@@ -384,57 +374,10 @@ void Gateway::publish_reading(Sensor& sensor, const Reading& r) {
         // The read model (SPEC §3): a backlog only needs its newest value.
         dest.push_back({s->state_topic, true, true});
     }
-    const std::uint64_t seq = outbox_.next_seq();
-    append_event(
+    const std::uint64_t seq = events_->next_seq();
+    events_->append(
         outbox::Record{seq, cfg_.mqtt.qos, std::move(dest),
                        reading_envelope(cfg_.gateway.id, seq, sc.name, r.ts, r.value, sc.unit)});
-}
-
-void Gateway::append_event(const outbox::Record& rec) {
-    AppendResult res = outbox_.append(rec);
-    if (!res.stored) {
-        // The event itself could not be kept: it is part of the drop report.
-        log_debug("gateway", "event " + std::to_string(rec.seq) + " not stored");
-    }
-    handle_drops(res.drops);
-    link_->kick();
-}
-
-void Gateway::handle_drops(const std::vector<DropReport>& drops) {
-    // Drops are summed up and reported later, once the link is up: a dead
-    // letter written while the outbox overflows would be the next thing
-    // dropped. The log says it at most once a minute.
-    for (const DropReport& d : drops) {
-        DropBacklog& b = drop_backlog_;
-        if (b.count == 0) b.first_seq = d.first_seq;
-        b.first_seq = std::min(b.first_seq, d.first_seq);
-        b.last_seq = std::max(b.last_seq, d.last_seq);
-        b.count += d.count;
-        ++b.batches;
-        b.why = drop_reason_word(d.reason);
-        b.unlogged += d.count;
-    }
-    if (drop_backlog_.unlogged > 0 &&
-        drop_log_limiter_.allow("drops", clock_.monotonic()).has_value()) {
-        log_warn("outbox", std::to_string(drop_backlog_.unlogged) +
-                               " undelivered event(s) dropped (" + drop_backlog_.why +
-                               ", outbox.max_bytes " + std::to_string(cfg_.outbox.max_bytes) +
-                               "), oldest first");
-        drop_backlog_.unlogged = 0;
-    }
-}
-
-void Gateway::flush_drop_report(MonoTime now) {
-    DropBacklog& b = drop_backlog_;
-    if (b.count == 0 || !link_->connected() || now < b.next_report) return;
-    const std::string detail = std::to_string(b.count) + " undelivered event(s) dropped, seq " +
-                               std::to_string(b.first_seq) + ".." + std::to_string(b.last_seq) +
-                               " (" + b.why + ", outbox.max_bytes " +
-                               std::to_string(cfg_.outbox.max_bytes) + " bytes)";
-    const unsigned long folded = b.batches > 0 ? static_cast<unsigned long>(b.batches - 1) : 0;
-    b = DropBacklog{};
-    b.next_report = now + std::chrono::minutes(1);
-    emit_deadletter("outbox", "outbox_full", detail, folded);
 }
 
 void Gateway::on_incoming(const MqttIncoming& m) {
@@ -450,86 +393,18 @@ void Gateway::on_incoming(const MqttIncoming& m) {
 }
 
 void Gateway::report_overload() {
-    // The input lane sheds on Paho's thread; the loop tells about it here:
-    // the counter in metrics, a dead letter and a log line at most once a
-    // minute (the deadletter limiter), each naming the total so far.
-    const std::uint64_t link_dropped = link_->stats().dropped;
-    if (link_dropped != counters_.dropped_messages) {
-        const std::uint64_t fresh = link_dropped - counters_.dropped_messages;
-        counters_.dropped_messages = link_dropped;
-        if (!stopping_) {
-            deadletter("mqtt.queue", "overload",
-                       std::to_string(fresh) + " outgoing message(s) dropped (" +
-                           std::to_string(link_dropped) +
-                           " since start): publish actions, status and metrics are made faster "
-                           "than the broker takes them; the oldest go first");
-        }
-    }
-    const EventQueue::Shed shed = queue_.shed();
-    if (shed.count == counters_.overload) return;
-    const std::uint64_t fresh = shed.count - counters_.overload;
-    counters_.overload = shed.count;
-    if (stopping_) return;
-    deadletter("mqtt", "overload",
-               std::to_string(fresh) + " incoming message(s) shed (" + std::to_string(shed.count) +
-                   " since start): the event loop fell behind and " + "mqtt.input_buffer (" +
-                   std::to_string(cfg_.mqtt.input_buffer) + " bytes) is full; last on " +
-                   utf8_prefix(shed.last_topic, 200));
+    events_->report_overload(queue_.shed(), link_->stats().dropped, stopping_);
 }
 
 void Gateway::on_bad_reading(const BadReading& b) {
-    ++counters_.bad_readings;
-    deadletter(b.sensor, b.reason, b.detail);
-}
-
-void Gateway::deadletter(const std::string& source, const std::string& reason,
-                         const std::string& detail) {
-    // At most one per source and reason per minute; the next one carries the
-    // count of those folded in. The log follows the same limit.
-    auto held = deadletter_limiter_.allow(source + "\n" + reason, clock_.monotonic());
-    if (!held) return;
-    emit_deadletter(source, reason, detail, *held);
-}
-
-void Gateway::emit_deadletter(const std::string& source, const std::string& reason,
-                              const std::string& detail, unsigned long suppressed) {
-    ++counters_.deadletter;
-    log_warn("gateway",
-             source + ": " + reason + ": " + detail +
-                 (suppressed ? " (" + std::to_string(suppressed) + " more suppressed)" : ""));
-    const std::uint64_t seq = outbox_.next_seq();
-    append_event(outbox::Record{seq,
-                                cfg_.mqtt.qos,
-                                {{base_ + "/deadletter", false}},
-                                deadletter_envelope(cfg_.gateway.id, seq, source, clock_.wall(),
-                                                    reason, detail, suppressed)});
+    ++events_->counters().bad_readings;
+    events_->deadletter(b.sensor, b.reason, b.detail);
 }
 
 void Gateway::publish_metrics(MonoTime now) {
     next_metrics_ = now + cfg_.metrics.interval;
     flush_transition_logs(now);
-    const MqttLink::Stats& st = link_->stats();
-    const Outbox::Stats ob = outbox_.stats();
-    JsonObject o;
-    o.field("ts", std::string_view(format_rfc3339_ms(clock_.wall())))
-        .field("events_in", counters_.events_in)
-        .field("published", st.published)
-        .field("acked", st.acked)
-        .field("outbox_depth", ob.depth)
-        .field("outbox_bytes", ob.bytes)
-        .field("dropped", ob.dropped)
-        .field("corrupt_records", ob.corrupt_records)
-        .field("lost_records", ob.lost_records)
-        .field("bad_readings", counters_.bad_readings)
-        .field("deadletter", counters_.deadletter)
-        .field("reconnects", st.reconnects)
-        .field("rules_fired", counters_.rules_fired)
-        .field("overload", counters_.overload)
-        .field("dropped_messages", link_->stats().dropped)
-        .field("uptime_s",
-               static_cast<std::uint64_t>(
-                   std::chrono::duration_cast<std::chrono::seconds>(now - started_mono_).count()));
-    link_->publish({base_ + "/metrics", std::move(o).finish(), 0, false});
+    link_->publish({base_ + "/metrics", events_->metrics_json(now, started_mono_), 0, false});
 }
 
 }  // namespace tg

@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "drivers/driver.h"
+#include "event_publisher.h"
 #include "event_queue.h"
 #include "exec_runner.h"
 #include "mqtt_link.h"
@@ -82,16 +83,6 @@ class Gateway final : public drivers::Sink {
     void on_bad_reading(const BadReading& b);
     void report_overload();
     void on_incoming(const MqttIncoming& m);
-    // Appends an event to the outbox and lets the link send it.
-    void append_event(const outbox::Record& rec);
-    // Logs and dead-letters what the outbox had to give up.
-    void handle_drops(const std::vector<DropReport>& drops);
-    void flush_drop_report(MonoTime now);
-    // Appends a dead letter without the per-minute limit (callers limit).
-    void emit_deadletter(const std::string& source, const std::string& reason,
-                         const std::string& detail, unsigned long suppressed);
-    void deadletter(const std::string& source, const std::string& reason,
-                    const std::string& detail);
     void poll_due(MonoTime now);
     void publish_metrics(MonoTime now);
     MonoTime next_deadline(MonoTime now) const;
@@ -151,14 +142,8 @@ class Gateway final : public drivers::Sink {
     std::string base_;  // <topic_prefix>/<gateway.id>
     EventQueue queue_;
     Outbox outbox_;
-    // Outbox drops not yet reported on <p>/deadletter.
-    struct DropBacklog {
-        std::uint64_t count = 0, first_seq = 0, last_seq = 0, batches = 0, unlogged = 0;
-        std::string why;
-        MonoTime next_report{};
-    } drop_backlog_;
-    RateLimiter drop_log_limiter_{std::chrono::minutes(1)};
     std::unique_ptr<MqttLink> link_;
+    std::unique_ptr<EventPublisher> events_;
     LoopSink loop_sink_;
     std::vector<Sensor> sensors_;
     std::unordered_map<std::string, std::size_t> sensor_index_;
@@ -187,16 +172,6 @@ class Gateway final : public drivers::Sink {
     WallTime started_wall_{};
     MonoTime started_mono_{};
     MonoTime next_metrics_{};
-    RateLimiter deadletter_limiter_{std::chrono::minutes(1)};
-
-    struct Counters {
-        std::uint64_t events_in = 0;
-        std::uint64_t bad_readings = 0;
-        std::uint64_t deadletter = 0;
-        std::uint64_t rules_fired = 0;
-        std::uint64_t overload = 0;          // broker input shed (EventQueue's input lane full)
-        std::uint64_t dropped_messages = 0;  // link's memory queue drops, as last reported
-    } counters_;
 };
 
 }  // namespace tg

@@ -142,18 +142,18 @@ void Gateway::output_changed(const std::string& name, bool on) {
 void Gateway::output_failed(const std::string& name, const std::string& why) {
     if (holding_) {
         held_.push_back({early_actions_, [this, name, why] {
-                             deadletter("output:" + name, "output_failed", why);
+                             events_->deadletter("output:" + name, "output_failed", why);
                          }});
         return;
     }
-    deadletter("output:" + name, "output_failed", why);
+    events_->deadletter("output:" + name, "output_failed", why);
 }
 
 void Gateway::handle_transitions(std::vector<rules::Transition>& ts) {
     std::size_t action = 0;  // across all transitions, as switch_outputs_first counts
     auto held = held_.begin();
     for (const rules::Transition& t : ts) {
-        if (t.kind == rules::TransitionKind::Fired) ++counters_.rules_fired;
+        if (t.kind == rules::TransitionKind::Fired) ++events_->counters().rules_fired;
         log_transition(t);
         publish_rule_event(t);
         for (const rules::Action& a : t.actions) {
@@ -211,14 +211,14 @@ void Gateway::flush_transition_logs(MonoTime now) {
 
 void Gateway::publish_rule_event(const rules::Transition& t) {
     const bool fired = t.kind == rules::TransitionKind::Fired;
-    const std::uint64_t seq = outbox_.next_seq();
+    const std::uint64_t seq = events_->next_seq();
     JsonObject o = begin_envelope(cfg_.gateway.id, seq, fired ? "rule_fired" : "rule_cleared",
                                   "rule:" + t.rule, t.ts);
     o.field("value", fired)
         .field("rule", std::string_view(t.rule))
         .field("severity", rules::severity_name(t.severity))
         .raw_field("values", t.values_json());
-    append_event(outbox::Record{
+    events_->append(outbox::Record{
         seq, cfg_.mqtt.qos, {{base_ + "/rules/" + t.rule, true}}, std::move(o).finish()});
 }
 
@@ -231,7 +231,7 @@ void Gateway::run_action(const rules::Action& a, const std::string& rule) {
                 // broker refuses would cost the connection (and everything
                 // queued behind it), so it never leaves the gateway.
                 if (const auto bad = rules::check_publish_topic(act.topic)) {
-                    deadletter(
+                    events_->deadletter(
                         "rule:" + rule, "bad_topic",
                         "publish topic " + bad->message + ": " + rules::show_topic(act.topic));
                     return;
@@ -274,8 +274,8 @@ void Gateway::reload_rules() {
         }
         log_error("rules", "reload rejected (" + std::to_string(errors) +
                                " error(s)); the previous rules keep running");
-        deadletter("rules", "rules_rejected",
-                   std::to_string(errors) + " error(s), first: " + first);
+        events_->deadletter("rules", "rules_rejected",
+                            std::to_string(errors) + " error(s), first: " + first);
         return;
     }
     std::vector<std::string> old_names;
@@ -301,10 +301,10 @@ void Gateway::publish_status() {
 }
 
 void Gateway::publish_output_event(const std::string& name, bool on, WallTime ts) {
-    const std::uint64_t seq = outbox_.next_seq();
+    const std::uint64_t seq = events_->next_seq();
     JsonObject o = begin_envelope(cfg_.gateway.id, seq, "output", name, ts);
     o.field("value", on ? "on" : "off");
-    append_event(outbox::Record{
+    events_->append(outbox::Record{
         seq, cfg_.mqtt.qos, {{base_ + "/outputs/" + name, true}}, std::move(o).finish()});
 }
 
@@ -318,13 +318,13 @@ bool Gateway::on_output_command(const MqttIncoming& m) {
         return true;
     }
     if (!outputs_->remote(name)) {
-        deadletter("cmd:" + name, "parse", "no remote output named '" + name + "'");
+        events_->deadletter("cmd:" + name, "parse", "no remote output named '" + name + "'");
         return true;
     }
     const auto on = drivers::parse_on_off(m.payload);
     if (!on) {
-        deadletter("cmd:" + name, "parse",
-                   "expected on or off, got '" + m.payload.substr(0, 60) + "'");
+        events_->deadletter("cmd:" + name, "parse",
+                            "expected on or off, got '" + m.payload.substr(0, 60) + "'");
         return true;
     }
     outputs_->set(name, *on, std::nullopt, clock_.monotonic());
@@ -336,7 +336,7 @@ namespace tg {
 
 void Gateway::run_exec(const std::string& rule, const rules::ExecAction& a) {
     if (a.argv.empty() || a.argv.front().empty()) {
-        deadletter("rule:" + rule, "exec_failed", "empty program name");
+        events_->deadletter("rule:" + rule, "exec_failed", "empty program name");
         return;
     }
     exec_->run(rule, a.argv, a.timeout);
@@ -347,7 +347,7 @@ void Gateway::on_exec_finished(const ExecFinished& e) {
         log_debug("rule", e.rule + ": exec " + e.detail);
         return;
     }
-    deadletter("rule:" + e.rule, "exec_failed", e.detail);
+    events_->deadletter("rule:" + e.rule, "exec_failed", e.detail);
 }
 
 }  // namespace tg
