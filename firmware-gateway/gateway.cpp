@@ -54,9 +54,7 @@ Gateway::Gateway(Config cfg, const Clock& clock, std::shared_ptr<const rules::Ru
         sensors_.push_back(std::move(s));
     }
     create_drivers();
-    outputs_ = std::make_unique<OutputBank>(
-        cfg_.outputs, link_env_, [this](const std::string& n, bool on) { output_changed(n, on); },
-        [this](const std::string& n, const std::string& why) { output_failed(n, why); });
+    outputs_ = std::make_unique<OutputBank>(cfg_.outputs, link_env_);
     exec_ = std::make_unique<ExecRunner>([this](ExecResult r) {
         std::string detail = r.argv.empty() ? std::string() : r.argv.front() + ": ";
         detail += r.describe();
@@ -178,7 +176,8 @@ int Gateway::run() {
     watcher_ = std::make_unique<RuleWatcher>(cfg_.rules.paths,
                                              [this] { queue_.post_control(ReloadRequest{}); });
     watcher_->start();
-    outputs_->start();
+    for (const OutputReport& r : outputs_->start())
+        report_output(r, clock_.wall());
     for (const std::string& name : outputs_->remote_names()) {
         link_->subscribe(base_ + "/cmd/outputs/" + name, 1);
     }
@@ -201,7 +200,8 @@ int Gateway::run() {
         watchdog.kick(now);
         if (!stopping_) poll_due(now);
         link_->on_timer(now);
-        outputs_->on_timer(now);
+        for (const OutputReport& r : outputs_->on_timer(now))
+            report_output(r, clock_.wall());
         if (!stopping_) run_ticks(now);
         if (!stopping_ && now >= next_metrics_) publish_metrics(now);
 

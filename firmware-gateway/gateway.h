@@ -104,8 +104,8 @@ class Gateway final : public drivers::Sink {
     // Rule events and actions in order (those run first: their held reports).
     void handle_transitions(std::vector<rules::Transition>& ts);
     // OutputBank's reports: appended at once, or held while switching first.
-    void output_changed(const std::string& name, bool on);
-    void output_failed(const std::string& name, const std::string& why);
+    // An output event for a real change, a dead letter for a failure.
+    void report_output(const OutputReport& r, WallTime ts);
     void publish_rule_event(const rules::Transition& t);
     // Transition log lines, rate-limited per rule.
     struct TransitionLogBudget {
@@ -152,14 +152,13 @@ class Gateway final : public drivers::Sink {
     std::shared_ptr<const rules::RuleSet> initial_rules_;
     std::unique_ptr<rules::Engine> engine_;
     std::vector<rules::Transition> transitions_;  // scratch, reused
-    // Output reports held by switch_outputs_first, by action index.
+    // What the output actions switch_outputs_first ran did, in action
+    // order, with the time of each switch (its event is appended later).
     struct HeldReport {
-        std::size_t action;
-        std::function<void()> report;
+        OutputReport report;
+        WallTime ts;
     };
     std::vector<HeldReport> held_;
-    std::size_t early_actions_ = 0;  // actions switch_outputs_first ran
-    bool holding_ = false;
     bool ticking_ = false;  // some rule needs ticks
     MonoTime next_tick_{};
     std::uint64_t persisted_generation_ = 0;

@@ -112,54 +112,43 @@ void Gateway::switch_outputs_first(const std::vector<rules::Transition>& ts) {
     // (an fdatasync per event with outbox.sync: always, one per 4096 events
     // for the seq reservation). So the output actions at the head of the
     // actions -- up to the first action of another kind, so that every action
-    // still runs in its order -- switch before anything is appended. What an
-    // output reports while switching (its `output` event, a failure) is held
-    // and appended where its action stands, so the events keep their order.
+    // still runs in its order -- switch before anything is appended. What
+    // each switch did is held and reported where its action stands, so the
+    // events keep their order.
     held_.clear();
-    early_actions_ = 0;
     for (const rules::Transition& t : ts) {
         for (const rules::Action& a : t.actions) {
             const auto* out = std::get_if<rules::OutputAction>(&a);
             if (!out) return;
-            holding_ = true;
-            outputs_->set(out->name, out->on, out->duration, clock_.monotonic());
-            holding_ = false;
-            ++early_actions_;
+            held_.push_back({outputs_->set(out->name, out->on, out->duration, clock_.monotonic()),
+                             clock_.wall()});
         }
     }
 }
 
-void Gateway::output_changed(const std::string& name, bool on) {
-    const WallTime ts = clock_.wall();  // the switch, even when its event is appended later
-    if (holding_) {
-        held_.push_back(
-            {early_actions_, [this, name, on, ts] { publish_output_event(name, on, ts); }});
-        return;
+void Gateway::report_output(const OutputReport& r, WallTime ts) {
+    switch (r.kind) {
+        case OutputReport::Kind::Changed:
+            publish_output_event(r.name, r.on, ts);
+            break;
+        case OutputReport::Kind::Failed:
+            events_->deadletter("output:" + r.name, "output_failed", r.why);
+            break;
+        case OutputReport::Kind::Unchanged:
+            break;
     }
-    publish_output_event(name, on, ts);
-}
-
-void Gateway::output_failed(const std::string& name, const std::string& why) {
-    if (holding_) {
-        held_.push_back({early_actions_, [this, name, why] {
-                             events_->deadletter("output:" + name, "output_failed", why);
-                         }});
-        return;
-    }
-    events_->deadletter("output:" + name, "output_failed", why);
 }
 
 void Gateway::handle_transitions(std::vector<rules::Transition>& ts) {
     std::size_t action = 0;  // across all transitions, as switch_outputs_first counts
-    auto held = held_.begin();
     for (const rules::Transition& t : ts) {
         if (t.kind == rules::TransitionKind::Fired) ++events_->counters().rules_fired;
         log_transition(t);
         publish_rule_event(t);
         for (const rules::Action& a : t.actions) {
-            if (action < early_actions_) {
-                for (; held != held_.end() && held->action == action; ++held)
-                    held->report();
+            if (action < held_.size()) {
+                // Switched already, by switch_outputs_first: its report now.
+                report_output(held_[action].report, held_[action].ts);
             } else {
                 run_action(a, t.rule);
             }
@@ -167,7 +156,6 @@ void Gateway::handle_transitions(std::vector<rules::Transition>& ts) {
         }
     }
     held_.clear();
-    early_actions_ = 0;
 }
 
 void Gateway::log_transition(const rules::Transition& t) {
@@ -240,7 +228,8 @@ void Gateway::run_action(const rules::Action& a, const std::string& rule) {
                 // memory queue while the broker is away.
                 link_->publish({act.topic, act.payload, act.qos, act.retain});
             } else if constexpr (std::is_same_v<T, rules::OutputAction>) {
-                outputs_->set(act.name, act.on, act.duration, clock_.monotonic());
+                report_output(outputs_->set(act.name, act.on, act.duration, clock_.monotonic()),
+                              clock_.wall());
             } else if constexpr (std::is_same_v<T, rules::ExecAction>) {
                 run_exec(rule, act);
             } else if constexpr (std::is_same_v<T, rules::LogAction>) {
@@ -327,7 +316,7 @@ bool Gateway::on_output_command(const MqttIncoming& m) {
                             "expected on or off, got '" + m.payload.substr(0, 60) + "'");
         return true;
     }
-    outputs_->set(name, *on, std::nullopt, clock_.monotonic());
+    report_output(outputs_->set(name, *on, std::nullopt, clock_.monotonic()), clock_.wall());
     return true;
 }
 

@@ -4,9 +4,7 @@
 
 namespace tg {
 
-OutputBank::OutputBank(const std::vector<OutputConfig>& outputs, drivers::OutputEnv& env,
-                       ChangeFn changed, FailFn failed)
-    : changed_(std::move(changed)), failed_(std::move(failed)) {
+OutputBank::OutputBank(const std::vector<OutputConfig>& outputs, drivers::OutputEnv& env) {
     for (const OutputConfig& oc : outputs) {
         const drivers::OutputInfo* info = drivers::find_output(oc.driver);
         if (!info || !info->create) throw std::runtime_error("unknown output driver " + oc.driver);
@@ -21,16 +19,18 @@ OutputBank::OutputBank(const std::vector<OutputConfig>& outputs, drivers::Output
     }
 }
 
-void OutputBank::start() {
+std::vector<OutputReport> OutputBank::start() {
+    std::vector<OutputReport> reports;
     for (auto& [name, s] : outputs_) {
         try {
             s.output->start();
             s.started = true;
-            if (s.state) changed_(name, *s.state);
+            if (s.state) reports.push_back({name, OutputReport::Kind::Changed, *s.state, {}});
         } catch (const std::exception& e) {
-            failed_(name, e.what());
+            reports.push_back(OutputReport::failed(name, e.what()));
         }
     }
+    return reports;
 }
 
 void OutputBank::stop() {
@@ -51,7 +51,7 @@ std::vector<std::string> OutputBank::remote_names() const {
     return names;
 }
 
-bool OutputBank::apply(const std::string& name, Slot& s, bool on) {
+OutputReport OutputBank::apply(const std::string& name, Slot& s, bool on) {
     try {
         if (!s.started) {
             s.output->start();  // a device that was missing at start
@@ -59,29 +59,26 @@ bool OutputBank::apply(const std::string& name, Slot& s, bool on) {
         }
         s.output->set(on);
     } catch (const std::exception& e) {
-        failed_(name, e.what());
-        return false;
+        return OutputReport::failed(name, e.what());
     }
     const bool changed = !s.state || *s.state != on;
     s.state = on;
-    if (changed) changed_(name, on);
-    return true;
+    return {name, changed ? OutputReport::Kind::Changed : OutputReport::Kind::Unchanged, on, {}};
 }
 
-void OutputBank::set(const std::string& name, bool on,
-                     std::optional<std::chrono::milliseconds> hold, MonoTime now) {
+OutputReport OutputBank::set(const std::string& name, bool on,
+                             std::optional<std::chrono::milliseconds> hold, MonoTime now) {
     auto it = outputs_.find(name);
-    if (it == outputs_.end()) {
-        failed_(name, "no output of that name is configured");
-        return;
-    }
+    if (it == outputs_.end())
+        return OutputReport::failed(name, "no output of that name is configured");
     Slot& s = it->second;
     s.revert_at.reset();
-    if (!apply(name, s, on)) return;
-    if (hold) {
+    OutputReport r = apply(name, s, on);
+    if (r.kind != OutputReport::Kind::Failed && hold) {
         s.revert_at = now + *hold;
         s.revert_to = !on;
     }
+    return r;
 }
 
 std::optional<MonoTime> OutputBank::next_deadline() const {
@@ -92,13 +89,15 @@ std::optional<MonoTime> OutputBank::next_deadline() const {
     return d;
 }
 
-void OutputBank::on_timer(MonoTime now) {
+std::vector<OutputReport> OutputBank::on_timer(MonoTime now) {
+    std::vector<OutputReport> reports;
     for (auto& [name, s] : outputs_) {
         if (s.revert_at && now >= *s.revert_at) {
             s.revert_at.reset();
-            apply(name, s, s.revert_to);
+            reports.push_back(apply(name, s, s.revert_to));
         }
     }
+    return reports;
 }
 
 }  // namespace tg

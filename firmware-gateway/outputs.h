@@ -1,15 +1,16 @@
 // OutputBank: the configured outputs (SPEC §2 `outputs`), switched by rule
 // actions and, for `remote: true`, by <p>/cmd/outputs/<name>. Knows each
 // output's state, so only real changes are reported, and runs the timers of
-// timed switches (`for: 30s`). Lives on the event loop thread.
+// timed switches (`for: 30s`). Every switch returns what it did (an
+// OutputReport); reporting it is the caller's. Lives on the event loop thread.
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "config.h"
 #include "core/clock.h"
@@ -17,20 +18,28 @@
 
 namespace tg {
 
+// What one switch did, for the gateway to report: a real change becomes an
+// `output` event, a failure a dead letter, no change nothing.
+struct OutputReport {
+    enum class Kind { Unchanged, Changed, Failed };
+    std::string name;
+    Kind kind = Kind::Unchanged;
+    bool on = false;  // the state asked for (and, when Changed, now held)
+    std::string why;  // when Failed
+
+    static OutputReport failed(std::string name, std::string why) {
+        return OutputReport{std::move(name), Kind::Failed, false, std::move(why)};
+    }
+};
+
 class OutputBank {
   public:
-    // Called for each real change (and once at start for outputs whose
-    // initial state is known): the gateway publishes the output event.
-    using ChangeFn = std::function<void(const std::string& name, bool on)>;
-    // Called when switching failed: the gateway logs and dead-letters it.
-    using FailFn = std::function<void(const std::string& name, const std::string& why)>;
+    OutputBank(const std::vector<OutputConfig>& outputs, drivers::OutputEnv& env);
 
-    OutputBank(const std::vector<OutputConfig>& outputs, drivers::OutputEnv& env, ChangeFn changed,
-               FailFn failed);
-
-    // Opens the devices and applies initial states; a missing device is
-    // reported through FailFn and retried at the next switch.
-    void start();
+    // Opens the devices and applies initial states: a Changed report for
+    // each output whose initial state is known, a Failed one for a missing
+    // device (retried at its next switch).
+    std::vector<OutputReport> start();
     void stop();
 
     bool has(const std::string& name) const { return outputs_.count(name) != 0; }
@@ -39,11 +48,12 @@ class OutputBank {
 
     // Switches `name`; with `hold`, switches back after that long. A later
     // switch of the same output cancels a pending switch-back.
-    void set(const std::string& name, bool on, std::optional<std::chrono::milliseconds> hold,
-             MonoTime now);
+    OutputReport set(const std::string& name, bool on,
+                     std::optional<std::chrono::milliseconds> hold, MonoTime now);
 
     std::optional<MonoTime> next_deadline() const;
-    void on_timer(MonoTime now);
+    // The switch-backs that are due.
+    std::vector<OutputReport> on_timer(MonoTime now);
 
   private:
     struct Slot {
@@ -54,11 +64,9 @@ class OutputBank {
         std::optional<MonoTime> revert_at;
         bool revert_to = false;
     };
-    bool apply(const std::string& name, Slot& s, bool on);
+    OutputReport apply(const std::string& name, Slot& s, bool on);
 
     std::map<std::string, Slot> outputs_;
-    ChangeFn changed_;
-    FailFn failed_;
 };
 
 }  // namespace tg
