@@ -16,28 +16,25 @@
 #include <utility>
 
 #include "config.h"
-#include "core/crc32c.h"
 #include "fs_util.h"
+#include "outbox_reader.h"
 
 namespace tg {
 namespace fs = std::filesystem;
+using outbox::bytes_of;
 using outbox::DamagedRange;
+using outbox::list_segments;
+using outbox::max_segment_read;
+using outbox::open_regular;
+using outbox::read_prefix;
 using outbox::Record;
 using outbox::RecordSpan;
+using outbox::segment_name;
+using outbox::SegmentFile;
 
 namespace {
 
 constexpr const char* kComponent = "outbox";
-
-// State file: two slots, a page apart so that writing one never rewrites the
-// page holding the other.
-constexpr std::size_t kSlotBytes = 96;
-constexpr off_t kSlotStride = 4096;
-constexpr unsigned char kStateMagic[4] = {'T', 'G', 'O', 'S'};
-constexpr std::uint32_t kStateVersion = 1;
-constexpr std::size_t kBootIdOffset = 44;
-constexpr std::size_t kBootIdBytes = 48;
-constexpr std::size_t kStateCrcOffset = kBootIdOffset + kBootIdBytes;
 
 // Damaged bytes kept for inspection: bounded so a disk of garbage cannot fill
 // the disk a second time.
@@ -50,136 +47,6 @@ std::runtime_error sys_error(const std::string& what, const std::string& path, i
 
 bool is_space_error(int err) {
     return err == ENOSPC || err == EDQUOT;
-}
-
-std::string segment_name(std::uint64_t base) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%020llu.seg", static_cast<unsigned long long>(base));
-    return buf;
-}
-
-std::optional<std::uint64_t> parse_segment_name(const std::string& name) {
-    if (name.size() != 24 || name.compare(20, 4, ".seg") != 0) return std::nullopt;
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < 20; ++i) {
-        const char c = name[i];
-        if (c < '0' || c > '9') return std::nullopt;
-        const auto digit = static_cast<std::uint64_t>(c - '0');
-        if (v > (UINT64_MAX - digit) / 10) return std::nullopt;
-        v = v * 10 + digit;
-    }
-    return v;
-}
-
-struct SegmentFile {
-    std::uint64_t base;
-    std::string path;
-};
-
-// The segment files of `dir`, sorted by base. With `clean_tmp`, removes the
-// leftovers of an interrupted rewrite. Throws when `dir` cannot be listed.
-std::vector<SegmentFile> list_segments(const std::string& dir, bool clean_tmp) {
-    std::vector<SegmentFile> out;
-    std::error_code ec;
-    fs::directory_iterator it(dir, ec);
-    if (ec) throw std::runtime_error("outbox: cannot read folder " + dir + ": " + ec.message());
-    for (; it != fs::directory_iterator(); it.increment(ec)) {
-        if (ec) throw std::runtime_error("outbox: cannot read folder " + dir + ": " + ec.message());
-        const std::string name = it->path().filename().string();
-        if (clean_tmp && name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
-            std::error_code rm;
-            fs::remove(it->path(), rm);
-            continue;
-        }
-        if (auto base = parse_segment_name(name)) out.push_back({*base, it->path().string()});
-    }
-    std::sort(out.begin(), out.end(),
-              [](const SegmentFile& a, const SegmentFile& b) { return a.base < b.base; });
-    return out;
-}
-
-// The most a segment written by the outbox can hold: the roll size, one
-// record of the largest size started just below it and one more written
-// after a seq jump (see append). A file named like a segment but larger is
-// not all the outbox's: only this much of it is read.
-constexpr std::uint64_t kMaxSegmentRead =
-    (4ull << 20) + 2 * (outbox::kHeaderBytes + outbox::kMaxBodyBytes);
-
-std::uint64_t max_segment_read(std::uint64_t segment_bytes) {
-    return std::max(kMaxSegmentRead,
-                    segment_bytes + 2 * (outbox::kHeaderBytes + outbox::kMaxBodyBytes));
-}
-
-// Reads an open file from its start, at most `limit` bytes, in blocks: never
-// sized from st_size alone, so a file that grows or lies cannot take the
-// memory. `size` gets the file's size. False (errno set) on a read error.
-bool read_prefix(int fd, std::uint64_t limit, std::string& out, std::uint64_t& size) {
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) return false;
-    size = static_cast<std::uint64_t>(st.st_size);
-    constexpr std::size_t kBlock = 64u << 10;
-    out.clear();
-    while (out.size() < limit) {
-        const std::size_t at = out.size();
-        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kBlock, limit - at));
-        out.resize(at + want);
-        const ssize_t n = ::pread(fd, out.data() + at, want, static_cast<off_t>(at));
-        if (n < 0) {
-            if (errno == EINTR) {
-                out.resize(at);
-                continue;
-            }
-            return false;
-        }
-        out.resize(at + static_cast<std::size_t>(n));
-        if (n == 0) break;
-    }
-    size = std::max<std::uint64_t>(size, out.size());
-    return true;
-}
-
-// What a folder entry is when it is not a regular file, for the log.
-std::string kind_of(const std::string& path, mode_t mode) {
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISFIFO(mode)) return "a FIFO";
-    if (S_ISSOCK(mode)) return "a socket";
-    if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
-    if (S_ISLNK(mode)) {
-        char target[512];
-        const ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
-        if (n < 0) return "a symbolic link";
-        return "a symbolic link to " + std::string(target, static_cast<std::size_t>(n));
-    }
-    return "not a regular file";
-}
-
-// Opens `path` only when it is a regular file: a symbolic link is never
-// followed (the outbox writes none), and a FIFO or device never blocks the
-// open nor gets read. On failure returns -1 with errno; `not_file` then
-// says what the entry is when it exists but is not a regular file.
-int open_regular(const std::string& path, int flags, std::string& not_file) {
-    not_file.clear();
-    const int fd =
-        ::open(path.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0640);
-    struct stat st {};
-    if (fd >= 0) {
-        if (::fstat(fd, &st) != 0) {
-            const int err = errno;
-            ::close(fd);
-            errno = err;
-            return -1;
-        }
-        if (S_ISREG(st.st_mode)) return fd;
-        ::close(fd);
-        not_file = kind_of(path, st.st_mode);
-        errno = EINVAL;
-        return -1;
-    }
-    const int err = errno;
-    if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-        not_file = kind_of(path, st.st_mode);
-    errno = err;
-    return -1;
 }
 
 // Renames `path` to the first free `path.damaged-N`; the new path, or ""
@@ -199,22 +66,6 @@ std::string move_aside(const std::string& path) {
 std::string seq_range(std::uint64_t first, std::uint64_t last) {
     return first == last ? "seq " + std::to_string(first)
                          : "seqs " + std::to_string(first) + ".." + std::to_string(last);
-}
-
-const unsigned char* bytes_of(const std::string& s) {
-    return reinterpret_cast<const unsigned char*>(s.data());
-}
-
-void put_le(unsigned char* at, std::uint64_t v, int width) {
-    for (int i = 0; i < width; ++i)
-        at[i] = static_cast<unsigned char>((v >> (8 * i)) & 0xFFu);
-}
-
-std::uint64_t get_le(const unsigned char* at, int width) {
-    std::uint64_t v = 0;
-    for (int i = width - 1; i >= 0; --i)
-        v = (v << 8) | at[i];
-    return v;
 }
 
 // Identifies this kernel boot: tells a process crash (page cache intact) from
@@ -293,9 +144,9 @@ void Outbox::open() {
             throw std::runtime_error("outbox: " + dir_ + " is in use by another tidegate");
         throw sys_error("cannot lock", state_path, err);
     }
-    const std::optional<State> prev = read_state();
+    const std::optional<outbox::State> prev = read_state();
     // Both slots allocated now, so that updating them never needs disk space.
-    if (const int err = ::posix_fallocate(state_fd_, 0, 2 * kSlotStride);
+    if (const int err = ::posix_fallocate(state_fd_, 0, 2 * outbox::kStateSlotStride);
         err != 0 && err != EOPNOTSUPP)
         throw sys_error("cannot allocate", state_path, err);
 
@@ -484,35 +335,12 @@ void Outbox::close() {
     open_ = false;
 }
 
-std::optional<Outbox::State> Outbox::read_state() {
-    std::optional<State> best;
-    int best_slot = -1;
-    for (int slot = 0; slot < 2; ++slot) {
-        unsigned char b[kSlotBytes];
-        const ssize_t n = ::pread(state_fd_, b, kSlotBytes, slot * kSlotStride);
-        if (n != static_cast<ssize_t>(kSlotBytes)) continue;
-        if (std::memcmp(b, kStateMagic, 4) != 0 || get_le(b + 4, 4) != kStateVersion) continue;
-        if (crc32c(b, kStateCrcOffset) != get_le(b + kStateCrcOffset, 4)) continue;
-        State s;
-        s.gen = get_le(b + 8, 8);
-        s.reserved = get_le(b + 16, 8);
-        s.cursor = get_le(b + 24, 8);
-        const std::uint32_t flags = static_cast<std::uint32_t>(get_le(b + 40, 4));
-        s.clean = (flags & 1u) != 0;
-        s.tail_exact = s.clean && (flags & 2u) != 0;
-        // One field: the last seq after a clean close, the newest segment's
-        // name while running (0 when written by an older version).
-        (s.clean ? s.last_seq : s.newest_base) = get_le(b + 32, 8);
-        const char* id = reinterpret_cast<const char*>(b + kBootIdOffset);
-        s.boot_id.assign(id, strnlen(id, kBootIdBytes));
-        if (!best || s.gen > best->gen) {
-            best = s;
-            best_slot = slot;
-        }
-    }
+std::optional<outbox::State> Outbox::read_state() {
+    int slot = -1;
+    std::optional<outbox::State> best = outbox::read_state_file(state_fd_, slot);
     // The next write goes to the other slot, so the one read stays intact
     // until its successor is durable.
-    durable_slot_ = best_slot < 0 ? 1 : best_slot;
+    durable_slot_ = slot < 0 ? 1 : slot;
     return best;
 }
 
@@ -521,21 +349,12 @@ bool Outbox::write_state(bool durable, bool clean) {
     state_.cursor = cursor_seq_;
     state_.clean = clean;
     state_.boot_id = boot_id_;
-    unsigned char b[kSlotBytes] = {};
-    std::memcpy(b, kStateMagic, 4);
-    put_le(b + 4, kStateVersion, 4);
-    put_le(b + 8, state_.gen, 8);
-    put_le(b + 16, state_.reserved, 8);
-    put_le(b + 24, state_.cursor, 8);
-    const std::uint64_t newest = segs_.empty() ? 0 : segs_.back().base;
-    put_le(b + 32, clean ? state_.last_seq : newest, 8);
-    put_le(b + 40, clean ? (state_.tail_exact ? 3u : 1u) : 0u, 4);
-    std::memcpy(b + kBootIdOffset, boot_id_.data(), std::min(boot_id_.size(), kBootIdBytes - 1));
-    put_le(b + kStateCrcOffset, crc32c(b, kStateCrcOffset), 4);
+    state_.newest_base = segs_.empty() ? 0 : segs_.back().base;
+    const auto b = outbox::encode_state(state_);
 
     const int slot = 1 - durable_slot_;
-    if (!write_all(state_fd_, reinterpret_cast<const char*>(b), kSlotBytes,
-                   static_cast<std::uint64_t>(slot * kSlotStride)))
+    if (!write_all(state_fd_, reinterpret_cast<const char*>(b.data()), b.size(),
+                   static_cast<std::uint64_t>(slot * outbox::kStateSlotStride)))
         return false;
     cursor_written_ = cursor_seq_;
     if (!durable) {
@@ -1417,67 +1236,6 @@ Outbox::Stats Outbox::stats() const {
     s.segments = segs_.size();
     s.journal_bytes = journal_bytes_;
     return s;
-}
-
-// ---------------------------------------------------------------------------
-// reading for replay
-
-bool is_log_folder(const std::string& path) {
-    std::error_code ec;
-    if (!fs::is_directory(path, ec)) return false;
-    if (fs::is_directory(path + "/journal", ec) || fs::is_directory(path + "/outbox", ec))
-        return true;
-    for (fs::directory_iterator it(path, ec); !ec && it != fs::directory_iterator();
-         it.increment(ec)) {
-        if (parse_segment_name(it->path().filename().string())) return true;
-    }
-    return false;
-}
-
-LogReadStats read_log(const std::string& folder, const std::function<void(const Record&)>& fn) {
-    std::vector<SegmentFile> files = list_segments(folder, false);
-    for (const char* sub : {"/journal", "/outbox"}) {
-        std::error_code ec;
-        if (!fs::is_directory(folder + sub, ec)) continue;
-        for (SegmentFile& f : list_segments(folder + sub, false))
-            files.push_back(std::move(f));
-    }
-    std::stable_sort(files.begin(), files.end(),
-                     [](const SegmentFile& a, const SegmentFile& b) { return a.base < b.base; });
-
-    LogReadStats st;
-    std::uint64_t last = 0;
-    Record rec;
-    for (const SegmentFile& f : files) {
-        std::string not_file;
-        const int fd = open_regular(f.path, O_RDONLY, not_file);
-        if (fd < 0) {
-            if (!not_file.empty()) {
-                // Not a segment the outbox wrote (never followed nor read).
-                ++st.corrupt_records;
-                continue;
-            }
-            if (errno == ENOENT) continue;  // delivered and removed meanwhile
-            throw sys_error("cannot open", f.path, errno);
-        }
-        std::string data;
-        std::uint64_t file_size = 0;
-        const bool ok = read_prefix(fd, kMaxSegmentRead, data, file_size);
-        const int err = errno;
-        ::close(fd);
-        if (!ok) throw sys_error("cannot read", f.path, err);
-        ++st.segments;
-        const outbox::ScanResult res = outbox::scan_records(bytes_of(data), data.size(), last);
-        st.corrupt_records += res.damaged_records();
-        if (file_size > data.size()) ++st.corrupt_records;  // the rest, not read
-        for (const RecordSpan& r : res.records) {
-            outbox::decode_record(bytes_of(data) + r.offset, r.size, &rec);
-            fn(rec);
-            ++st.records;
-            last = r.seq;
-        }
-    }
-    return st;
 }
 
 }  // namespace tg

@@ -1,87 +1,43 @@
 // Outbox: the durable, segmented log every event is written to before it is
-// published (SPEC §7, ARCHITECTURE "one log, two cursors"). Owned by the
-// event loop thread: no threads, no locks, no blocking beyond local disk I/O.
+// published (SPEC §7, ARCHITECTURE "one log, two cursors"). Owned by the event
+// loop thread: no threads, no locks, no blocking beyond local disk I/O.
 //
-// Files under <data_dir>:
-//   outbox/NNNNNNNNNNNNNNNNNNNN.seg  append-only segments named by the first seq
-//                                    they were opened for; records framed as in
-//                                    outbox_record.h (marker, length, CRC32C)
-//   outbox/state                     two 4 KiB-apart slots, each with a CRC and
-//                                    a generation: boot id, seq reservation,
-//                                    delivery cursor, clean-shutdown mark
-//   outbox/corrupt/                  damaged bytes cut out at open, for inspection
-//   journal/NNN.seg                  delivered segments kept for `tidegate replay`
-//                                    while they fit journal.retain_bytes
+// Files under <data_dir>: outbox/NNN.seg, append-only segments named by the
+// first seq they were opened for (records as in outbox_record.h); outbox/state
+// (outbox_state.h: seq reservation, delivery cursor, boot id, clean mark);
+// outbox/corrupt/, damaged bytes kept for inspection; journal/NNN.seg,
+// delivered segments kept for `tidegate replay` within journal.retain_bytes.
 //
-// Durability. append() hands the record to the kernel at once (pwrite), so a
-// process crash (SIGKILL, OOM) loses nothing. fdatasync is a group commit
-// that protects what is not delivered yet: once an undelivered record waits
-// for it, it runs `sync` later at most (sync_if_due), or before append
-// returns with sync_always. A power cut loses at most the last interval of
-// undelivered events. Records the broker acknowledged before their commit
-// came due are not fsynced on their account: they are safe at the broker,
-// and the kernel writes them back by itself (a power cut may then cut them
-// from the log's tail: a torn tail of delivered records, counted and cut
-// like any other). So a connected gateway whose events are acknowledged
-// within the interval fsyncs the log hardly ever, where it used to once per
-// interval: on an SD card each fsync rewrites at least one 4 KiB page. With
-// journal.retain_bytes > 0 delivered records are kept for replay and are
-// committed like undelivered ones.
+// Durability. append() hands the record to the kernel at once (a process
+// crash loses nothing). fdatasync is a group commit for undelivered records:
+// at most `sync` after the first one waits (or before append returns with
+// sync_always); records the broker acknowledged in the meantime need none.
 //
-// Seq safety: choice (a), durable reservation + kernel boot id. next_seq() is
-// derived from the log itself (last record + 1; an empty newest segment's name
-// when it has no records yet), so restarts are consecutive with no counter
-// file to keep in step. But a power cut can take the log's unsynced tail, and
-// those seqs may already have been published: reusing them would make
-// consumers, who deduplicate on `id`, silently discard new events. So no seq
-// above a durably stored reservation R is ever written (R moves ahead in
-// blocks of reserve_block with one fsync per block), and the state records the
-// boot id. At open: a clean close → continue exactly; the same boot id → the
-// process died but the page cache (hence the log's tail) is intact → continue
-// exactly; a different boot id (or none readable) → continue at R + 1, a
-// forward gap, never a reuse. The state also names the newest segment (written
-// at each roll, without fsync): after a process crash whose newest segment is
-// missing, which seqs it held is not known, so seq continues at R + 1 too.
-// Choice (b), publishing only after the fsync covering each event, was
-// rejected: with the default `sync: 1s` it would delay every publish (and
-// every rule alert) by up to a second, or force an fsync per event on an SD
-// card; (a) costs one fsync per 4096 events.
+// Seq safety. next_seq() follows the log itself (last record + 1, or an empty
+// newest segment's name). No seq above a durably stored reservation R is ever
+// written (one fsync per reserve_block seqs). At open: after a clean close, or
+// a process crash in the same kernel boot (page cache intact), seq continues
+// exactly; after a reboot, without a readable state, or when a crash left the
+// newest segment missing (the state names it), seq continues past R: a gap,
+// never a reuse of an id consumers may have seen.
 //
-// Delivery cursor. The link takes records in seq order with next_unsent(),
-// acks each with ack(seq) (any order inside the in-flight window; the cursor
-// moves over the acknowledged prefix) and calls rewind_unacked() when a
-// connection is lost so the unacknowledged ones are sent again first. The
-// cursor reaches the state file as soon as it moves (written at once, without
-// fsync, so a process crash resends only the unacknowledged window; fsynced every
-// `cursor_sync`, so a power cut may also resend up to that much — duplicates,
-// never loss). Segments wholly behind the cursor are deleted, or moved to
-// journal/ while the journal fits retain_bytes.
+// Delivery. The link takes records in seq order with next_unsent(), acks them
+// (any order) and calls rewind_unacked() when a connection is lost. The cursor
+// (the acknowledged prefix) reaches the state file as soon as it moves, fsynced
+// every cursor_sync: a restart resends at most what was not acknowledged then.
+// Segments wholly behind the cursor are deleted or moved to the journal. A
+// latest_only destination (a retained state/ topic) is left out when a newer
+// record carries the same topic, so a backlog sends each state once.
 //
-// Read models. A destination flagged latest_only (a sensor's retained
-// state/ topic) is left out by next_unsent when a newer record in the log
-// carries the same latest-only topic: draining a backlog sends each sensor's
-// state once, its latest, instead of every superseded value, while every
-// event still goes to its events/ topic. Records are read ahead in 64 KiB
-// blocks, so a drain costs no system call per record.
+// Bounds. Undelivered bytes never exceed max_bytes, and a full disk frees
+// space: oldest segments first (journal, then undelivered), every drop
+// counted exactly and returned as a DropReport for the dead-letter topic.
 //
-// Bounds. Undelivered bytes never exceed max_bytes: whole oldest undelivered
-// segments are dropped first (the cursor jumps over them). A full disk
-// (ENOSPC) frees space in the same order (journal first). Every drop is
-// counted exactly in records and returned to the caller as a DropReport, so
-// it can be dead-lettered; none is silent.
-//
-// Recovery. open() scans every segment: a damaged tail is cut, damage inside a
-// segment is skipped by resynchronising at the next sync marker whose record
-// validates (the segment is then rewritten without it); every damaged stretch
-// is counted (corrupt_records), logged and copied to outbox/corrupt/. A
-// segment or state entry that is not a regular file (a folder, FIFO, device,
-// socket or any symbolic link) is never followed nor read: it is renamed to
-// NAME.damaged-N, counted (corrupt_records) and logged, and a state file set
-// aside is rebuilt from the segments as if missing. Seqs missing between
-// segments, before the first or (known after a clean close) at the end are
-// counted (lost_records) and logged with their range; a segment is read
-// only up to what the outbox can have written to it. open() fails only on
-// real I/O errors (EACCES, EIO, …), with the path in the message.
+// Recovery. open() never fails because of damage, only on real I/O errors.
+// Damage inside segments is cut out (corrupt_records), logged and copied to
+// outbox/corrupt/; folder entries that are not regular files are renamed
+// NAME.damaged-N unread (corrupt_records); seqs missing between segments,
+// before the first or at the end are counted exactly (lost_records).
 #pragma once
 
 #include <sys/types.h>
@@ -98,7 +54,9 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "outbox_reader.h"
 #include "outbox_record.h"
+#include "outbox_state.h"
 
 namespace tg {
 
@@ -265,19 +223,9 @@ class Outbox {
         std::string path;
         std::uint64_t bytes = 0;
     };
-    struct State {
-        std::uint64_t gen = 0;
-        std::uint64_t reserved = 0;
-        std::uint64_t cursor = 0;
-        std::uint64_t last_seq = 0;     // when clean
-        std::uint64_t newest_base = 0;  // when not clean: the newest segment's name
-        bool clean = false;
-        bool tail_exact = false;  // clean, and the log's last record is last_seq
-        std::string boot_id;
-    };
 
     // open() helpers
-    std::optional<State> read_state();
+    std::optional<outbox::State> read_state();
     // `delivered`: records up to it need not be indexed as read models.
     // True when the segment ended in damage (cut out now).
     bool recover_segment(Segment& s, std::uint64_t after, std::uint64_t delivered,
@@ -358,7 +306,7 @@ class Outbox {
 
     // state file
     int state_fd_ = -1;
-    State state_;
+    outbox::State state_;
     int durable_slot_ = 0;
 
     // delivery
@@ -389,26 +337,5 @@ class Outbox {
     // latest-only topic -> seq of the newest record carrying it
     std::unordered_map<std::string, std::uint64_t> latest_;
 };
-
-// --- reading for `tidegate replay` ---
-
-struct LogReadStats {
-    std::uint64_t records = 0;
-    std::uint64_t corrupt_records = 0;
-    std::uint64_t segments = 0;
-};
-
-// True when `path` is a folder holding segments directly or in outbox/ or
-// journal/ (a data_dir).
-bool is_log_folder(const std::string& path);
-
-// Calls `fn` with every intact record of the segments in `folder`, in its
-// journal/ and outbox/ subfolders when present (so DATA_DIR, DATA_DIR/journal
-// and DATA_DIR/outbox all work), in seq order, each seq once. Read only:
-// damage is skipped and counted, never repaired; safe while the gateway runs
-// (a record being written shows up as a damaged tail). Throws
-// std::runtime_error when the folder cannot be read.
-LogReadStats read_log(const std::string& folder,
-                      const std::function<void(const outbox::Record&)>& fn);
 
 }  // namespace tg

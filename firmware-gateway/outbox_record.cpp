@@ -5,47 +5,10 @@
 #include <stdexcept>
 
 #include "core/crc32c.h"
+#include "outbox_le.h"
 
 namespace tg::outbox {
 namespace {
-
-void put_u16(std::string& out, std::uint16_t v) {
-    out.push_back(static_cast<char>(v & 0xFFu));
-    out.push_back(static_cast<char>(v >> 8));
-}
-
-void put_u32(std::string& out, std::uint32_t v) {
-    for (int i = 0; i < 4; ++i)
-        out.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
-}
-
-void put_u64(std::string& out, std::uint64_t v) {
-    for (int i = 0; i < 8; ++i)
-        out.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
-}
-
-void store_u32(char* at, std::uint32_t v) {
-    for (int i = 0; i < 4; ++i)
-        at[i] = static_cast<char>((v >> (8 * i)) & 0xFFu);
-}
-
-std::uint16_t get_u16(const unsigned char* p) {
-    return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
-}
-
-std::uint32_t get_u32(const unsigned char* p) {
-    std::uint32_t v = 0;
-    for (int i = 3; i >= 0; --i)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-std::uint64_t get_u64(const unsigned char* p) {
-    std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 constexpr unsigned kQosMask = 0x03u;
 constexpr unsigned kLayout2 = 0x04u;  // record flags: destinations in layout 2
@@ -185,9 +148,9 @@ std::string encode_record(const Record& r) {
     std::string out;
     out.reserve(most);
     out.append(reinterpret_cast<const char*>(kMarker), sizeof kMarker);
-    put_u32(out, 0);  // body length and CRC, filled in below
-    put_u32(out, 0);
-    put_u64(out, r.seq);
+    append_le(out, 0, 4);  // body length and CRC, filled in below
+    append_le(out, 0, 4);
+    append_le(out, r.seq, 8);
     out.push_back(static_cast<char>(static_cast<unsigned>(r.qos) | kLayout2));
     out.push_back(static_cast<char>(r.destinations.size()));
     for (std::size_t i = 0; i < r.destinations.size(); ++i) {
@@ -199,23 +162,23 @@ std::string encode_record(const Record& r) {
             out.push_back(static_cast<char>(sh.prefix));
             out.push_back(static_cast<char>(sh.suffix));
             const std::size_t middle = d.topic.size() - sh.prefix - sh.suffix;
-            put_u16(out, static_cast<std::uint16_t>(middle));
+            append_le(out, middle, 2);
             out.append(d.topic, sh.prefix, middle);
         } else {
             out.push_back(static_cast<char>(dflags));
-            put_u16(out, static_cast<std::uint16_t>(d.topic.size()));
+            append_le(out, d.topic.size(), 2);
             out += d.topic;
         }
     }
-    put_u32(out, static_cast<std::uint32_t>(r.payload.size()));
+    append_le(out, r.payload.size(), 4);
     out += r.payload;
     const std::size_t body = out.size() - kHeaderBytes;
     if (body > kMaxBodyBytes) throw std::invalid_argument("outbox record: larger than 16 MiB");
-    store_u32(out.data() + 4, static_cast<std::uint32_t>(body));
+    put_le(reinterpret_cast<unsigned char*>(out.data()) + 4, body, 4);
 
     std::uint32_t crc = crc32c(out.data(), 8);
     crc = crc32c(out.data() + kHeaderBytes, body, crc);
-    store_u32(out.data() + 8, crc);
+    put_le(reinterpret_cast<unsigned char*>(out.data()) + 8, crc, 4);
     return out;
 }
 
