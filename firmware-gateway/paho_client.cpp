@@ -221,10 +221,9 @@ bool PahoClient::publish_and_disconnect(const OutMessage& m, std::chrono::millis
     try {
         auto tok = client_->publish(mqtt::make_message(m.topic, m.payload, m.qos, m.retain));
         acked = tok->wait_for(timeout);
-        // What is still in flight is in the outbox for the next start: a
-        // short quiesce is enough.
-        constexpr std::chrono::milliseconds kQuiesce{500};
-        client_->disconnect(static_cast<int>(kQuiesce.count()))->wait_for(kQuiesce * 2);
+        // What is still in flight is in the outbox for the next start: no
+        // quiesce, just the DISCONNECT (so the broker keeps its will unsent).
+        client_->disconnect(0)->wait_for(std::chrono::milliseconds(500));
     } catch (const mqtt::exception&) {
         return false;
     }
