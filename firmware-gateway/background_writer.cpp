@@ -4,7 +4,7 @@
 #include <stdexcept>
 
 #include "core/log.h"
-#include "fs_util.h"
+#include "durable_files.h"
 
 namespace tg {
 

@@ -16,7 +16,7 @@
 #include <utility>
 
 #include "config.h"
-#include "fs_util.h"
+#include "durable_files.h"
 #include "outbox_reader.h"
 
 namespace tg {

@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "drivers/fs_util.h"
+#include "drivers/sysfs_files.h"
 #include "drivers/option_checks.h"
 #include "drivers/sensor_parse.h"
 

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "drivers/fs_util.h"
+#include "drivers/sysfs_files.h"
 
 namespace tg::drivers {
 namespace {

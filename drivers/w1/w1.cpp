@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "drivers/fs_util.h"
+#include "drivers/sysfs_files.h"
 
 namespace tg::drivers {
 namespace {

@@ -1,4 +1,4 @@
-// Small filesystem helpers shared by the drivers that read sysfs (file, w1,
+// Reading sysfs-style files for the drivers that read them (file, w1,
 // iio) and the file output: every path goes through under_root(), so tests
 // point a driver at a fake tree with the `root` option.
 #pragma once

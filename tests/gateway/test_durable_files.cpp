@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "../core/temp_dir.h"
-#include "fs_util.h"
+#include "durable_files.h"
 
 using namespace tg;
 namespace fs = std::filesystem;

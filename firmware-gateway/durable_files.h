@@ -1,4 +1,5 @@
-// Small filesystem helpers shared by everything that keeps state in data_dir.
+// Durable files in data_dir: folders created with their parents, and files
+// replaced atomically and durably (rule state, the outbox state).
 #pragma once
 
 #include <string>

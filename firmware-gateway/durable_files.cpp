@@ -1,4 +1,4 @@
-#include "fs_util.h"
+#include "durable_files.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "fs_util.h"
+#include "sysfs_files.h"
 
 #include <fcntl.h>
 #include <unistd.h>
