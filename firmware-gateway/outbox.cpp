@@ -128,6 +128,16 @@ void Outbox::open() {
     if (opts_.data_dir.empty()) throw std::invalid_argument("outbox: data_dir is empty");
     boot_id_ = opts_.boot_id ? *opts_.boot_id : read_boot_id_file();
 
+    // The outbox folder itself replaced by something else (a file, a link
+    // to one): set aside like a damaged segment; the outbox starts anew,
+    // as when the folder was deleted. A link to a folder is a folder.
+    struct stat own {
+    }, target{};
+    if (::lstat(dir_.c_str(), &own) == 0 &&
+        !(::stat(dir_.c_str(), &target) == 0 && S_ISDIR(target.st_mode))) {
+        if (!set_aside(dir_, "not a folder", "the outbox starts with nothing in it"))
+            throw sys_error("cannot move aside", dir_, errno);
+    }
     make_dirs(dir_);
     const std::string state_path = dir_ + "/state";
     std::string not_file;

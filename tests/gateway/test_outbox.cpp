@@ -1528,6 +1528,47 @@ TEST_CASE("a state file replaced by a directory is rebuilt from the segments", "
     CHECK(drain(o) == expect);
 }
 
+TEST_CASE("an outbox folder replaced by a file is set aside and the outbox starts anew",
+          "[outbox][damage]") {
+    TempDir d;
+    build_log(d.path, true);
+    const std::string dir = d.path + "/outbox";
+    fs::remove_all(dir);
+    SECTION("a regular file") {
+        std::ofstream(dir) << "not an outbox";
+    }
+    SECTION("a FIFO") {
+        REQUIRE(::mkfifo(dir.c_str(), 0600) == 0);
+    }
+    SECTION("a dangling symbolic link") {
+        fs::create_symlink(d.path + "/nowhere", dir);
+    }
+    Outbox o(options(d.path));
+    open_promptly(o);
+    CHECK(o.stats().corrupt_records == 1);
+    CHECK(fs::is_directory(fs::symlink_status(dir)));
+    CHECK(fs::exists(fs::symlink_status(dir + ".damaged-1")));
+    append_n(o, 2);
+    CHECK(drain(o).size() == 2);
+}
+
+TEST_CASE("an outbox folder that is a link to a folder is used as it is", "[outbox][damage]") {
+    TempDir d;
+    fs::create_directories(d.path + "/elsewhere");
+    fs::create_symlink(d.path + "/elsewhere", d.path + "/outbox");
+    {
+        Outbox o(options(d.path));
+        open_promptly(o);
+        append_n(o, 3);
+        o.close();
+    }
+    Outbox o(options(d.path));
+    open_promptly(o);
+    CHECK(o.stats().corrupt_records == 0);
+    CHECK(drain(o).size() == 3);
+    CHECK(fs::is_symlink(d.path + "/outbox"));
+}
+
 TEST_CASE("a segment larger than the outbox writes is read only in part", "[outbox][damage]") {
     TempDir d;
     const auto segs = build_log(d.path, true);
