@@ -34,7 +34,7 @@ class MqttClient {
     virtual bool connect(int max_inflight, std::string& why) = 0;
     // Hands one message to the client; `token` comes back with its outcome.
     // false: not taken (the connection is going away; a loss follows).
-    virtual bool publish(std::uint64_t token, const OutMessage& m) = 0;
+    virtual bool publish(std::uintptr_t token, const OutMessage& m) = 0;
     // false: not taken (the connection is going away).
     virtual bool subscribe(const std::string& filter, int qos, std::string& why) = 0;
 

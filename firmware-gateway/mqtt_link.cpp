@@ -289,7 +289,7 @@ void MqttLink::enforce_bound() {
     }
 }
 
-bool MqttLink::send(std::uint64_t id, const OutMessage& m) {
+bool MqttLink::send(std::uintptr_t id, const OutMessage& m) {
     if (!client_->publish(id, m)) {
         // The connection went away under us; the client tells the loop shortly.
         log_debug("mqtt", "publish to " + m.topic + " deferred: the connection is going away");
@@ -305,7 +305,7 @@ void MqttLink::pump() {
         Entry e = std::move(pending_.front());
         pending_.pop_front();
         pending_bytes_ -= e.msg.topic.size() + e.msg.payload.size();
-        const std::uint64_t id = e.id;
+        const std::uintptr_t id = e.id;
         auto slot = inflight_.emplace(id, std::move(e)).first;
         if (!send(id, slot->second.msg)) {
             Entry back = std::move(slot->second);
@@ -331,7 +331,7 @@ void MqttLink::pump() {
         const bool alone = inflight_.empty() && outbox_->in_flight() == 1;
         record_remaining_[rec.seq] = rec.destinations.size();
         for (const outbox::Destination& d : rec.destinations) {
-            const std::uint64_t id = next_id_++;
+            const std::uintptr_t id = next_id_++;
             record_tokens_.emplace(id, RecordToken{rec.seq, d.topic});
             if (!send(id, OutMessage{d.topic, rec.payload, rec.qos, d.retain})) {
                 // Sent again after the reconnect, with everything unacked.

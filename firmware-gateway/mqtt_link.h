@@ -100,7 +100,7 @@ class MqttLink {
 
   private:
     struct Entry {
-        std::uint64_t id;
+        std::uintptr_t id;
         OutMessage msg;
         int refusals = 0;  // the broker refused it (MQTT 5 reason code)
         int losses = 0;    // the connection was lost while it was in flight
@@ -109,7 +109,7 @@ class MqttLink {
     void connect(MonoTime now);
     void schedule_reconnect(MonoTime now);
     void pump();
-    bool send(std::uint64_t id, const OutMessage& m);
+    bool send(std::uintptr_t id, const OutMessage& m);
     void forget_records();
     void record_failed(std::uint64_t seq, const std::string& topic, const std::string& why,
                        MonoTime now);
@@ -130,9 +130,12 @@ class MqttLink {
     std::minstd_rand jitter_;
     std::size_t failures_in_row_ = 0;
 
-    std::uint64_t next_id_ = 1;
+    // Message tokens travel through Paho as a pointer-sized context: on a
+    // 32-bit board they wrap after 2^32 messages, harmless with a window of
+    // a few hundred in flight.
+    std::uintptr_t next_id_ = 1;
     std::deque<Entry> pending_;
-    std::map<std::uint64_t, Entry> inflight_;
+    std::map<std::uintptr_t, Entry> inflight_;
     std::size_t pending_bytes_ = 0;
     std::size_t max_inflight_ = 64;  // records of the outbox
     std::size_t max_queued_bytes_ = 1u << 20;
@@ -146,7 +149,7 @@ class MqttLink {
         std::uint64_t seq;
         std::string topic;
     };
-    std::unordered_map<std::uint64_t, RecordToken> record_tokens_;
+    std::unordered_map<std::uintptr_t, RecordToken> record_tokens_;
     std::unordered_map<std::uint64_t, std::size_t> record_remaining_;
     // Refusals of the oldest refused record, and when to send it again.
     std::uint64_t refused_seq_ = 0;

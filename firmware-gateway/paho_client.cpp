@@ -89,7 +89,7 @@ class PahoClient final : public MqttClient {
     ~PahoClient() override;
 
     bool connect(int max_inflight, std::string& why) override;
-    bool publish(std::uint64_t token, const OutMessage& m) override;
+    bool publish(std::uintptr_t token, const OutMessage& m) override;
     bool subscribe(const std::string& filter, int qos, std::string& why) override;
     bool publish_and_disconnect(const OutMessage& m, std::chrono::milliseconds timeout) override;
     bool is_connected() const override { return client_->is_connected(); }
@@ -194,11 +194,10 @@ bool PahoClient::connect(int max_inflight, std::string& why) {
     }
 }
 
-bool PahoClient::publish(std::uint64_t token, const OutMessage& m) {
+bool PahoClient::publish(std::uintptr_t token, const OutMessage& m) {
     try {
         client_->publish(mqtt::make_message(m.topic, m.payload, m.qos, m.retain),
-                         reinterpret_cast<void*>(static_cast<std::uintptr_t>(token)),
-                         publish_listener_);
+                         reinterpret_cast<void*>(token), publish_listener_);
         return true;
     } catch (const mqtt::exception&) {
         // The connection went away under us; Paho tells the loop shortly.

@@ -27,7 +27,7 @@ namespace {
 class ScriptedClient final : public MqttClient {
   public:
     struct Sent {
-        std::uint64_t token;
+        std::uintptr_t token;
         OutMessage msg;
     };
     int connects = 0;
@@ -45,7 +45,7 @@ class ScriptedClient final : public MqttClient {
         }
         return true;
     }
-    bool publish(std::uint64_t token, const OutMessage& m) override {
+    bool publish(std::uintptr_t token, const OutMessage& m) override {
         if (!accept_publish) return false;
         sent.push_back({token, m});
         return true;
