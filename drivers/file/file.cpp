@@ -11,9 +11,9 @@
 #include <stdexcept>
 #include <vector>
 
-#include "drivers/sysfs_files.h"
 #include "drivers/option_checks.h"
 #include "drivers/sensor_parse.h"
+#include "drivers/sysfs_files.h"
 
 namespace tg::drivers {
 namespace {
