@@ -111,13 +111,7 @@ bool is_reserved(const std::string& name) {
 // would end the message line for many readers), long values cut.
 std::string shown(std::string_view s) {
     constexpr std::size_t kMax = 80;
-    std::size_t end = s.size();
-    if (end > kMax) {
-        // Cut at a character boundary, not inside a UTF-8 sequence.
-        end = kMax;
-        while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80)
-            --end;
-    }
+    const std::size_t end = utf8_cut(s, kMax);
     std::string out;
     for (std::size_t i = 0; i < end; ++i) {
         const auto c = static_cast<unsigned char>(s[i]);

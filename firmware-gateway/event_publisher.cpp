@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/json_writer.h"
+#include "core/utf8.h"
 #include "envelope.h"
 
 namespace tg {
@@ -11,10 +12,7 @@ namespace {
 // At most `max` bytes of `s`, not cutting a UTF-8 sequence in two.
 std::string utf8_prefix(const std::string& s, std::size_t max) {
     if (s.size() <= max) return s;
-    std::size_t n = max;
-    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80)
-        --n;
-    return s.substr(0, n) + "…";
+    return s.substr(0, utf8_cut(s, max)) + "…";
 }
 
 }  // namespace

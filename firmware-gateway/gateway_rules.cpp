@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/utf8.h"
 #include "envelope.h"
 #include "gateway.h"
 #include "rule_files.h"
@@ -23,10 +24,7 @@ std::string loggable(std::string text) {
     constexpr std::size_t kMax = 500;
     if (text.size() <= kMax) return text;
     const std::size_t total = text.size();
-    std::size_t cut = kMax;
-    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0u) == 0x80u)
-        --cut;  // not inside a UTF-8 character
-    text.resize(cut);
+    text.resize(utf8_cut(text, kMax));
     return text + "… (" + std::to_string(total) + " bytes)";
 }
 

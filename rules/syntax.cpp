@@ -11,6 +11,7 @@
 
 #include "core/json_writer.h"
 #include "core/units.h"
+#include "core/utf8.h"
 #include "core/value.h"
 
 namespace tg::rules {
@@ -578,35 +579,6 @@ class Parser {
     Token tok_;
 };
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0.
-std::size_t utf8_length(std::string_view s, std::size_t i) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    std::size_t n = 0;
-    std::uint32_t min = 0;
-    if (b0 < 0x80) return 1;
-    if ((b0 & 0xE0) == 0xC0) {
-        n = 2;
-        min = 0x80;
-    } else if ((b0 & 0xF0) == 0xE0) {
-        n = 3;
-        min = 0x800;
-    } else if ((b0 & 0xF8) == 0xF0) {
-        n = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (i + n > s.size()) return 0;
-    std::uint32_t cp = b0 & (0x7F >> n);
-    for (std::size_t k = 1; k < n; ++k) {
-        const auto b = static_cast<unsigned char>(s[i + k]);
-        if ((b & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (b & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return n;
-}
-
 // A string literal in the canonical form, which state files store as JSON and
 // so must be UTF-8: bytes that are not are written \xHH, which JSON escaping
 // (always doubling a backslash) never produces.
@@ -620,9 +592,8 @@ void print_string(std::string& out, std::string_view s) {
         out.append(escaped, 1, escaped.size() - 2);  // without its quotes
     };
     for (std::size_t i = 0; i < s.size();) {
-        const std::size_t n = utf8_length(s, i);
-        if (n > 0) {
-            i += n;
+        if (const Utf8Step step = decode_utf8(s, i); step.valid) {
+            i += step.length;
             continue;
         }
         flush(i);

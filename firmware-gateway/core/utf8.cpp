@@ -85,6 +85,14 @@ std::size_t first_invalid_utf8(std::string_view text, const char** problem) {
     return std::string_view::npos;
 }
 
+std::size_t utf8_cut(std::string_view text, std::size_t max) {
+    if (text.size() <= max) return text.size();
+    std::size_t n = max;
+    while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80)
+        --n;
+    return n;
+}
+
 std::string utf8_repaired(std::string_view text) {
     std::string out;
     out.reserve(text.size());

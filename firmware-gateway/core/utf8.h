@@ -31,6 +31,11 @@ inline bool valid_utf8(std::string_view text) {
     return first_invalid_utf8(text) == std::string_view::npos;
 }
 
+// The length of the longest prefix of `text` of at most `max` bytes that
+// does not end inside a UTF-8 sequence: where to cut a long value for a log
+// line or a message.
+std::size_t utf8_cut(std::string_view text, std::size_t max);
+
 // `text` with each ill-formed sequence (maximal subpart) replaced by U+FFFD.
 std::string utf8_repaired(std::string_view text);
 

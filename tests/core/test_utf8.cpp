@@ -72,3 +72,12 @@ TEST_CASE("ill-formed UTF-8 is found at its first byte", "[utf8]") {
     CHECK(first_invalid_utf8("ok\xED\xA0\x80", &problem) == 2);
     CHECK(std::string(problem) == "a UTF-16 surrogate (U+D800..U+DFFF)");
 }
+
+TEST_CASE("a cut for display never ends inside a character", "[utf8]") {
+    CHECK(utf8_cut("short", 80) == 5);
+    CHECK(utf8_cut("ab\xE2\x82\xAC", 3) == 2);  // "€" would be split: cut before it
+    CHECK(utf8_cut("ab\xE2\x82\xAC"
+                   "cd",
+                   5) == 5);
+    CHECK(utf8_cut("abc", 0) == 0);
+}
