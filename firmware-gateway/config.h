@@ -23,7 +23,7 @@ namespace tg {
 
 struct GatewayConfig {
     std::string id;  // default: derived from the host name (default_gateway_id)
-    std::string data_dir = "/var/lib/tidegate";
+    std::string data_dir;
 };
 
 struct TlsConfig {
@@ -31,19 +31,19 @@ struct TlsConfig {
     std::string ca_file;
     std::string cert_file;
     std::string key_file;
-    bool verify_hostname = true;
+    bool verify_hostname = false;
 };
 
 struct MqttConfig {
-    std::string uri = "tcp://localhost:1883";
-    int version = 4;        // 4 = MQTT 3.1.1, 5 = MQTT 5
+    std::string uri;
+    int version = 0;        // 4 = MQTT 3.1.1, 5 = MQTT 5
     std::string client_id;  // default: tidegate-<gateway.id>
-    std::string topic_prefix = "tidegate";
-    int qos = 1;
-    std::chrono::milliseconds keepalive{30'000};
+    std::string topic_prefix;
+    int qos = 0;
+    std::chrono::milliseconds keepalive{};
     // Incoming messages waiting for the event loop; beyond it they are shed
     // (counted as overload) rather than holding the MQTT client up.
-    std::uint64_t input_buffer = 8ull << 20;
+    std::uint64_t input_buffer = 0;
     std::string username;
     std::string password_file;
     std::string password;  // read from password_file at load time
@@ -51,14 +51,14 @@ struct MqttConfig {
 };
 
 struct RulesConfig {
-    std::vector<std::string> paths{"/etc/tidegate/rules.d"};
-    std::chrono::milliseconds tick{1000};
+    std::vector<std::string> paths;
+    std::chrono::milliseconds tick{};
 };
 
 struct OutboxConfig {
-    std::uint64_t max_bytes = 64ull << 20;
+    std::uint64_t max_bytes = 0;
     bool sync_always = false;
-    std::chrono::milliseconds sync{1000};
+    std::chrono::milliseconds sync{};
 };
 
 struct JournalConfig {
@@ -66,7 +66,7 @@ struct JournalConfig {
 };
 
 struct MetricsConfig {
-    std::chrono::milliseconds interval{60'000};
+    std::chrono::milliseconds interval{};
 };
 
 enum class PublishMode { All, Events, State, None };
@@ -74,7 +74,7 @@ enum class PublishMode { All, Events, State, None };
 struct SensorConfig {
     std::string name;
     std::string driver;
-    std::chrono::milliseconds interval{5000};
+    std::chrono::milliseconds interval{};
     ValueType type = ValueType::Number;
     std::string unit;
     std::optional<std::pair<double, double>> range;
@@ -98,7 +98,12 @@ struct OutputConfig {
     SourcePos pos;
 };
 
+// Defaults: every value below is set by config_schema's tables, not by
+// these structs (whose members start empty): a Config is constructed with the
+// schema's defaults, a sensor or output read from a file with its table's.
 struct Config {
+    Config();
+
     std::string file;  // the path it was loaded from
     GatewayConfig gateway;
     MqttConfig mqtt;

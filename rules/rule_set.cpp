@@ -11,6 +11,7 @@
 
 #include "core/units.h"
 #include "rules/publish_topic.h"
+#include "rules/yaml_reader.h"
 #include "rules/yaml_text.h"
 
 namespace tg::rules {
@@ -28,30 +29,13 @@ const std::vector<std::string> kOutputKeys{"name", "value", "for"};
 const std::vector<std::string> kExecKeys{"argv", "timeout"};
 const std::vector<std::string> kSeverities{"info", "warning", "critical"};
 
-struct Entry {
-    std::string key;
-    YAML::Node key_node;
-    YAML::Node value;
-};
+using Entry = YamlEntry;
 
 std::string lower(std::string s) {
     for (char& c : s) {
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
     }
     return s;
-}
-
-std::string describe(const YAML::Node& n) {
-    switch (n.Type()) {
-        case YAML::NodeType::Map:
-            return "a map";
-        case YAML::NodeType::Sequence:
-            return "a list";
-        case YAML::NodeType::Scalar:
-            return "'" + n.Scalar() + "'";
-        default:
-            return "nothing";
-    }
 }
 
 bool valid_rule_name(const std::string& s) {
@@ -190,17 +174,16 @@ class RuleSetBuilder {
   private:
     // Diagnostics ---------------------------------------------------------
     void error(SourcePos p, std::string message) { diags_.error(std::move(p), std::move(message)); }
-    SourcePos key_pos(const Entry& e) const { return src_->at_mark(e.key_node.Mark()); }
-    SourcePos value_pos(const Entry& e) const { return src_->at_node(e.value, key_pos(e)); }
+    SourcePos key_pos(const Entry& e) const { return yaml_->key_pos(e); }
+    SourcePos value_pos(const Entry& e) const { return yaml_->value_pos(e); }
 
     // Structure -----------------------------------------------------------
     std::vector<Entry> entries(const YAML::Node& map, const std::vector<std::string>& allowed,
-                               const std::string& what, const std::string& where);
-    const Entry* find(const std::vector<Entry>& es, std::string_view key) const {
-        for (const Entry& e : es) {
-            if (e.key == key) return &e;
-        }
-        return nullptr;
+                               const std::string& what, const std::string& where) {
+        return yaml_->entries(map, allowed, what, where);
+    }
+    static const Entry* find(const std::vector<Entry>& es, std::string_view key) {
+        return find_entry(es, key);
     }
 
     // Values ----------------------------------------------------------------
@@ -227,35 +210,11 @@ class RuleSetBuilder {
     Symbols symbols_;
     Diagnostics diags_;
     const SourceText* src_ = nullptr;
+    YamlReader* yaml_ = nullptr;  // of the file being read
     std::vector<Rule> rules_;
     std::vector<std::string> files_;
     std::map<std::string, SourcePos> rule_names_;
 };
-
-std::vector<Entry> RuleSetBuilder::entries(const YAML::Node& map,
-                                           const std::vector<std::string>& allowed,
-                                           const std::string& what, const std::string& where) {
-    std::vector<Entry> out;
-    std::map<std::string, int> first_line;
-    const SourcePos map_pos = src_->at_node(map, SourcePos{src_->file(), 1, 1});
-    // yaml-cpp keeps every pair of a map, duplicates included.
-    for (const auto& kv : map) {
-        const YAML::Node& k = kv.first;
-        const SourcePos kp = src_->at_node(k, map_pos);
-        if (!k.IsScalar()) {
-            error(kp, "expected a " + what + " name, got " + describe(k));
-            continue;
-        }
-        const std::string name = k.Scalar();
-        const std::string problem = check_map_key(name, allowed, what, where, kp.line, first_line);
-        if (!problem.empty()) {
-            error(kp, problem);
-            continue;
-        }
-        out.push_back(Entry{name, k, kv.second});
-    }
-    return out;
-}
 
 std::optional<std::string> RuleSetBuilder::text(const YAML::Node& value, const YAML::Node* key,
                                                 const std::string& label, const SourcePos& fallback,
@@ -300,11 +259,7 @@ std::optional<std::string> RuleSetBuilder::text(const YAML::Node& value, const Y
 }
 
 std::optional<std::string> RuleSetBuilder::plain_scalar(const Entry& e, const std::string& label) {
-    if (!e.value.IsScalar()) {
-        error(value_pos(e), label + ": expected text, got " + describe(e.value));
-        return std::nullopt;
-    }
-    return e.value.Scalar();
+    return yaml_->get(e, label, as_text);
 }
 
 std::optional<Program> RuleSetBuilder::condition(const Entry& e) {
@@ -343,17 +298,8 @@ std::optional<Template> RuleSetBuilder::templ(const YAML::Node& value, const YAM
 
 std::optional<milliseconds> RuleSetBuilder::duration(const Entry& e, const std::string& label,
                                                      bool allow_zero) {
-    if (!e.value.IsScalar()) {
-        error(value_pos(e),
-              label + ": expected a duration (e.g. 30s, 2m, 1h30m), got " + describe(e.value));
-        return std::nullopt;
-    }
-    std::string why;
-    const auto d = parse_duration(e.value.Scalar(), &why);
-    if (!d) {
-        error(value_pos(e), label + ": " + why);
-        return std::nullopt;
-    }
+    const auto d = yaml_->get(e, label, as_duration);
+    if (!d) return std::nullopt;
     if (!allow_zero && d->count() <= 0) {
         error(value_pos(e), label + ": must be longer than 0");
         return std::nullopt;
@@ -366,30 +312,26 @@ std::optional<milliseconds> RuleSetBuilder::duration(const Entry& e, const std::
 }
 
 std::optional<bool> RuleSetBuilder::boolean(const Entry& e, const std::string& label) {
-    if (e.value.IsScalar()) {
-        const std::string s = lower(e.value.Scalar());
-        if (s == "true" || s == "yes" || s == "on") return true;
-        if (s == "false" || s == "no" || s == "off") return false;
-    }
-    error(value_pos(e), label + ": expected true or false, got " + describe(e.value));
-    return std::nullopt;
+    return yaml_->get(e, label, as_bool);
 }
 
 void RuleSetBuilder::file(const RuleSource& source) {
     files_.push_back(source.path);
     const std::string_view body = strip_bom(source.text);
     SourceText src(source.path, body);
+    YamlReader yaml(src, diags_);
     src_ = &src;
+    yaml_ = &yaml;
     struct Reset {
-        const SourceText*& p;
-        ~Reset() { p = nullptr; }
-    } reset{src_};
+        RuleSetBuilder& b;
+        ~Reset() {
+            b.src_ = nullptr;
+            b.yaml_ = nullptr;
+        }
+    } reset{*this};
 
-    YamlDocument doc = parse_yaml_document(src, "rule file");
-    for (SourceError& e : doc.errors)
-        diags_.add(std::move(e));
-    if (!doc.parsed) return;
-    const YAML::Node root = doc.root;
+    YAML::Node root;
+    if (!yaml.parse("rule file", root)) return;
     if (root.IsNull()) return;  // an empty file has no rules
     if (!root.IsMap()) {
         error(src.at_node(root, SourcePos{source.path, 1, 1}),

@@ -306,7 +306,7 @@ TEST_CASE("duplicate keys are errors at the second occurrence", "[config]") {
 
 TEST_CASE("wrong types are errors at the value", "[config]") {
     CHECK(error_of("mqtt:\n  uri: {host: a}\nsensors: []\n") ==
-          "t.yaml:2:8: error: mqtt.uri: expected a string, got a map");
+          "t.yaml:2:8: error: mqtt.uri: expected text, got a map");
     CHECK(error_of(kSine + "    deadband: abc\n") ==
           "t.yaml:4:15: error: deadband: expected a number, got 'abc'");
     CHECK(error_of("mqtt: [1, 2]\nsensors: []\n") ==
@@ -317,7 +317,7 @@ TEST_CASE("wrong types are errors at the value", "[config]") {
           "t.yaml:2:5: error: expected a sensor (a map with name, driver, ...), got "
           "'just-a-string'");
     CHECK(error_of("mqtt:\n  username:\nsensors: []\n") ==
-          "t.yaml:2:3: error: mqtt.username: expected a string, got nothing");
+          "t.yaml:2:3: error: mqtt.username: expected text, got nothing");
     CHECK(error_of(kSine + "    precision: 2.5\n") ==
           "t.yaml:4:16: error: precision: expected a whole number, got '2.5'");
     CHECK(error_of(kSine + "    precision: 16\n") ==

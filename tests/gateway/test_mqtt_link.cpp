@@ -76,7 +76,7 @@ struct Harness {
 
     Harness() : Harness(std::make_unique<ScriptedClient>()) {}
     explicit Harness(std::unique_ptr<ScriptedClient> c)
-        : client(c.get()), link(MqttConfig{}, std::move(c), "p/gw/status") {
+        : client(c.get()), link(Config().mqtt, std::move(c), "p/gw/status") {
         link.on_refused([this](std::uint64_t seq, const std::string& topic, const std::string&) {
             refused.emplace_back(seq, topic);
         });
