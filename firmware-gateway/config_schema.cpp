@@ -56,20 +56,32 @@ std::string label_of(const ConfigKey<T>& k) {
 // A check of a converted value: why it is refused, or empty. `raw` is the
 // value as written, for messages.
 template <class V>
-using Check = std::function<std::string(const V& v, const std::string& raw)>;
+using Check = std::string (*)(const V& v, const std::string& raw);
+template <class C>
+bool callable(const C& c) {
+    if constexpr (std::is_pointer_v<C>) {
+        return c != nullptr;
+    } else {
+        return true;
+    }
+}
 
-// A key whose value converts with `conv`, passes `check` and is stored with
-// `store(t, value)`.
+// Where a value lands.
 template <class T, class V>
+using Store = void (*)(T&, V);
+
+// A key whose value converts with `conv`, passes `check` (a Check, or a
+// callable holding its bounds) and is stored with `store(t, value)`.
+template <class T, class V, class C = Check<V>>
 ConfigKey<T> key(std::string path, std::string_view def, std::string_view help,
-                 std::optional<V> (*conv)(const YAML::Node&, std::string&),
-                 std::function<void(T&, V)> store, Check<V> check = {}) {
+                 std::optional<V> (*conv)(const YAML::Node&, std::string&), Store<T, V> store,
+                 C check = nullptr) {
     ConfigKey<T> k{std::move(path), def, help, {}, {}};
     const std::string label = label_of(k);
     k.set = [label, conv, store, check](ConfigReader& r, const YamlEntry& e, T& t) {
         auto v = r.yaml().get(e, label, conv);
         if (!v) return;
-        if (check) {
+        if (callable(check)) {
             if (std::string why = check(*v, rules::shown(e.value.Scalar())); !why.empty()) {
                 r.error(r.yaml().value_pos(e), label + ": " + why);
                 return;
@@ -82,21 +94,21 @@ ConfigKey<T> key(std::string path, std::string_view def, std::string_view help,
 
 template <class T>
 ConfigKey<T> text(std::string path, std::string_view def, std::string_view help,
-                  std::function<void(T&, std::string)> store, Check<std::string> check = {}) {
+                  Store<T, std::string> store, Check<std::string> check = nullptr) {
     return key<T, std::string>(std::move(path), def, help, rules::as_text, std::move(store),
                                std::move(check));
 }
 
 template <class T>
 ConfigKey<T> flag(std::string path, std::string_view def, std::string_view help,
-                  std::function<void(T&, bool)> store) {
+                  Store<T, bool> store) {
     return key<T, bool>(std::move(path), def, help, rules::as_bool, std::move(store));
 }
 
 // A whole number from `lo` to `hi`.
 template <class T>
 ConfigKey<T> whole(std::string path, std::string_view def, std::string_view help, long long lo,
-                   long long hi, std::function<void(T&, long long)> store) {
+                   long long hi, Store<T, long long> store) {
     return key<T, long long>(std::move(path), def, help, rules::as_integer, std::move(store),
                              [lo, hi](const long long& v, const std::string& raw) -> std::string {
                                  if (v >= lo && v <= hi) return {};
@@ -111,8 +123,7 @@ ConfigKey<T> whole(std::string path, std::string_view def, std::string_view help
 // A duration of at least `minimum` (or 0 when `allow_zero`).
 template <class T>
 ConfigKey<T> duration(std::string path, std::string_view def, std::string_view help,
-                      milliseconds minimum, bool allow_zero,
-                      std::function<void(T&, milliseconds)> store) {
+                      milliseconds minimum, bool allow_zero, Store<T, milliseconds> store) {
     return key<T, milliseconds>(
         std::move(path), def, help, rules::as_duration, std::move(store),
         [minimum, allow_zero](const milliseconds& d, const std::string& raw) -> std::string {
@@ -125,8 +136,7 @@ ConfigKey<T> duration(std::string path, std::string_view def, std::string_view h
 // A size of at least `minimum` bytes.
 template <class T>
 ConfigKey<T> byte_size(std::string path, std::string_view def, std::string_view help,
-                       std::uint64_t minimum, std::string below,
-                       std::function<void(T&, std::uint64_t)> store) {
+                       std::uint64_t minimum, std::string below, Store<T, std::uint64_t> store) {
     return key<T, std::uint64_t>(
         std::move(path), def, help, rules::as_size, std::move(store),
         [minimum, below](const std::uint64_t& v, const std::string&) -> std::string {
@@ -137,8 +147,7 @@ ConfigKey<T> byte_size(std::string path, std::string_view def, std::string_view 
 // One of a few words, each standing for a value.
 template <class T, class V>
 ConfigKey<T> choice(std::string path, std::string_view def, std::string_view help,
-                    std::vector<std::pair<std::string, V>> words,
-                    std::function<void(T&, V)> store) {
+                    std::vector<std::pair<std::string, V>> words, Store<T, V> store) {
     ConfigKey<T> k{std::move(path), def, help, {}, {}};
     const std::string label = label_of(k);
     k.set = [label, words, store](ConfigReader& r, const YamlEntry& e, T& t) {
@@ -568,7 +577,7 @@ bool first_definition(ConfigReader& r, std::map<std::string, int>& lines, const 
 template <class D, class Info>
 ConfigKey<D> driver_key(std::string_view help, std::string what,
                         std::span<const Info> (*registry)(),
-                        std::function<void(D&, const Info&, std::string)> store) {
+                        void (*store)(D&, const Info&, std::string)) {
     return custom<D>("driver", "", help,
                      [what, registry, store](ConfigReader& r, const YamlEntry& e, D& d) {
                          auto v = r.yaml().get(e, "driver", rules::as_text);
