@@ -38,9 +38,7 @@ Gateway::Gateway(Config cfg, const Clock& clock, std::shared_ptr<const rules::Ru
       base_(cfg_.topic_base()),
       queue_(4096, static_cast<std::size_t>(cfg_.mqtt.input_buffer)),
       outbox_(outbox_options(cfg_)),
-      loop_sink_(*this),
-      initial_rules_(std::move(rules)),
-      link_env_(*this) {
+      loop_sink_(*this) {
     link_ = std::make_unique<MqttLink>(
         cfg_.mqtt, make_paho_client(cfg_.mqtt, queue_, base_ + "/status", offline_payload()),
         base_ + "/status");
@@ -55,12 +53,8 @@ Gateway::Gateway(Config cfg, const Clock& clock, std::shared_ptr<const rules::Ru
         sensors_.push_back(std::move(s));
     }
     create_drivers();
-    outputs_ = std::make_unique<OutputBank>(cfg_.outputs, link_env_);
-    exec_ = std::make_unique<ExecRunner>([this](ExecResult r) {
-        std::string detail = r.argv.empty() ? std::string() : r.argv.front() + ": ";
-        detail += r.describe();
-        queue_.post_control(ExecFinished{r.rule, r.ok(), std::move(detail)});
-    });
+    rules_ =
+        std::make_unique<RuleHost>(cfg_, base_, clock_, queue_, *link_, *events_, std::move(rules));
 }
 
 void Gateway::create_drivers() {
@@ -107,14 +101,9 @@ std::string Gateway::status_online() const {
     o.field("state", "online")
         .field("version", TIDEGATE_VERSION)
         .field("started", std::string_view(format_rfc3339_ms(started_wall_)))
-        .field("rules", static_cast<std::uint64_t>(engine_ ? engine_->rules().size() : 0))
+        .field("rules", static_cast<std::uint64_t>(rules_->rule_count()))
         .field("sensors", static_cast<std::uint64_t>(sensors_.size()));
     return std::move(o).finish();
-}
-
-Gateway::Sensor* Gateway::find_sensor(const std::string& name) {
-    auto it = sensor_index_.find(name);
-    return it == sensor_index_.end() ? nullptr : &sensors_[it->second];
 }
 
 void Gateway::reading(Reading r) {
@@ -166,7 +155,7 @@ int Gateway::run() {
     started_wall_ = clock_.wall();
     started_mono_ = clock_.monotonic();
     next_metrics_ = started_mono_ + cfg_.metrics.interval;
-    start_rules(started_mono_);
+    rules_->start(started_mono_);
     link_->set_birth(status_online());
     link_->set_limits(64, 1u << 20);
     log_info("gateway", "tidegate " TIDEGATE_VERSION " starting as '" + cfg_.gateway.id +
@@ -174,14 +163,7 @@ int Gateway::run() {
                             " sensor(s); topics under " + base_ + "/");
     link_->start(started_mono_);
 
-    watcher_ = std::make_unique<RuleWatcher>(cfg_.rules.paths,
-                                             [this] { queue_.post_control(ReloadRequest{}); });
-    watcher_->start();
-    for (const OutputReport& r : outputs_->start())
-        report_output(r, clock_.wall());
-    for (const std::string& name : outputs_->remote_names()) {
-        link_->subscribe(base_ + "/cmd/outputs/" + name, 1);
-    }
+    rules_->start_watcher_and_outputs();
     for (DriverSlot& d : drivers_) {
         d.next_due = started_mono_;
         for (const std::string& filter : d.driver->subscriptions())
@@ -201,14 +183,12 @@ int Gateway::run() {
         watchdog.kick(now);
         if (!stopping_) poll_due(now);
         link_->on_timer(now);
-        for (const OutputReport& r : outputs_->on_timer(now))
-            report_output(r, clock_.wall());
-        if (!stopping_) run_ticks(now);
+        rules_->on_timer(now, stopping_);
         if (!stopping_ && now >= next_metrics_) publish_metrics(now);
 
         events_->handle_drops(outbox_.sync_if_due(now));
         events_->flush_drop_report(now);
-        report_overload();
+        events_->report_overload(queue_.shed(), link_->stats().dropped, stopping_);
 
         if (stopping_) {
             // Events stay in the outbox for the next start; only what is in
@@ -232,11 +212,7 @@ int Gateway::run() {
         if (m) handle(*m);
     }
 
-    watcher_->stop();
-    exec_->stop();  // programs still running are killed, not waited for
-    persist_rule_state(true);
-    if (state_writer_) state_writer_->flush();  // on disk before the process ends
-    outputs_->stop();
+    rules_->stop();
     link_->shutdown(offline_payload(), kOfflineTimeout);
     const Outbox::Stats st = outbox_.stats();
     outbox_.close();
@@ -258,8 +234,7 @@ MonoTime Gateway::next_deadline(MonoTime now) const {
     }
     if (auto r = link_->next_deadline(); r && *r < d) d = *r;
     if (auto r = outbox_.next_sync_deadline(); r && *r < d) d = *r;
-    if (auto r = outputs_->next_deadline(); r && *r < d) d = *r;
-    if (ticking_ && !stopping_ && next_tick_ < d) d = next_tick_;
+    if (auto r = rules_->next_deadline(stopping_); r && *r < d) d = *r;
     if (auto r = events_->drop_report_due(now); r && *r < d) d = *r;
     return d;
 }
@@ -300,7 +275,7 @@ void Gateway::handle(Message& m) {
             } else if constexpr (std::is_same_v<T, MqttDeliveryFailed>) {
                 link_->on_delivery_failed(msg.token, msg.why, msg.refused, now);
             } else if constexpr (std::is_same_v<T, ExecFinished>) {
-                on_exec_finished(msg);
+                rules_->on_exec_finished(msg);
             } else if constexpr (std::is_same_v<T, StopRequest>) {
                 if (!stopping_) {
                     log_info("gateway", "signal " + std::to_string(msg.signal) + ": shutting down");
@@ -319,16 +294,21 @@ void Gateway::handle(Message& m) {
                         d.driver->stop();
                 }
             } else if constexpr (std::is_same_v<T, ReloadRequest>) {
-                if (!stopping_) reload_rules();
+                if (!stopping_ && rules_->reload()) {
+                    link_->set_birth(status_online());
+                    if (link_->connected())
+                        link_->publish({base_ + "/status", status_online(), 1, true});
+                }
             }
         },
         m);
 }
 
 void Gateway::on_reading(Reading r) {
-    Sensor* s = find_sensor(r.sensor);
-    if (!s) return;
-    const SensorConfig& sc = *s->cfg;
+    const auto found = sensor_index_.find(r.sensor);
+    if (found == sensor_index_.end()) return;
+    Sensor& s = sensors_[found->second];
+    const SensorConfig& sc = *s.cfg;
     if (type_of(r.value) != sc.type) {
         on_bad_reading({sc.name, "bad_reading",
                         "driver gave a " + std::string(type_name(type_of(r.value))) + " for a " +
@@ -352,7 +332,10 @@ void Gateway::on_reading(Reading r) {
         }
     }
     ++events_->counters().events_in;
-    feed_rules(*s, r);
+    // The reading's own event comes first (SPEC §5.2), then what the rules
+    // make of it (every reading: deadband and publish only thin what leaves
+    // the gateway).
+    rules_->feed(r, [&] { publish_reading(s, r); });
 }
 
 void Gateway::publish_reading(Sensor& sensor, const Reading& r) {
@@ -382,7 +365,7 @@ void Gateway::publish_reading(Sensor& sensor, const Reading& r) {
 }
 
 void Gateway::on_incoming(const MqttIncoming& m) {
-    if (on_output_command(m)) return;
+    if (rules_->on_output_command(m)) return;
     for (DriverSlot& d : drivers_) {
         for (const std::string& filter : d.driver->subscriptions()) {
             if (topic_matches(filter, m.topic)) {
@@ -393,10 +376,6 @@ void Gateway::on_incoming(const MqttIncoming& m) {
     }
 }
 
-void Gateway::report_overload() {
-    events_->report_overload(queue_.shed(), link_->stats().dropped, stopping_);
-}
-
 void Gateway::on_bad_reading(const BadReading& b) {
     ++events_->counters().bad_readings;
     events_->deadletter(b.sensor, b.reason, b.detail);
@@ -404,7 +383,7 @@ void Gateway::on_bad_reading(const BadReading& b) {
 
 void Gateway::publish_metrics(MonoTime now) {
     next_metrics_ = now + cfg_.metrics.interval;
-    flush_transition_logs(now);
+    rules_->flush_transition_logs(now);
     link_->publish({base_ + "/metrics", events_->metrics_json(now, started_mono_), 0, false});
 }
 

@@ -12,61 +12,17 @@
 
 #include "../core/temp_dir.h"
 #include "mqtt_link.h"
-#include "outbox.h"
+#include "mqtt_test_kit.h"
 
 using namespace tg;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
+using tg::test::OpenOutbox;
+using tg::test::ScriptedClient;
 using tg::test::TempDir;
 
 namespace {
-
-// Records what the link asks of it; the test plays the broker's answers by
-// calling the link's on_* as the event loop would.
-class ScriptedClient final : public MqttClient {
-  public:
-    struct Sent {
-        std::uintptr_t token;
-        OutMessage msg;
-    };
-    int connects = 0;
-    bool refuse_connect_call = false;
-    bool accept_publish = true;
-    bool connected = false;
-    std::vector<Sent> sent;
-    std::vector<std::string> subscriptions;
-
-    bool connect(int, std::string& why) override {
-        ++connects;
-        if (refuse_connect_call) {
-            why = "bad uri";
-            return false;
-        }
-        return true;
-    }
-    bool publish(std::uintptr_t token, const OutMessage& m) override {
-        if (!accept_publish) return false;
-        sent.push_back({token, m});
-        return true;
-    }
-    bool subscribe(const std::string& filter, int, std::string&) override {
-        subscriptions.push_back(filter);
-        return true;
-    }
-    bool publish_and_disconnect(const OutMessage&, std::chrono::milliseconds) override {
-        connected = false;
-        return true;
-    }
-    bool is_connected() const override { return connected; }
-
-    std::vector<std::string> topics() const {
-        std::vector<std::string> out;
-        for (const Sent& s : sent)
-            out.push_back(s.msg.topic);
-        return out;
-    }
-};
 
 struct Harness {
     ScriptedClient* client;
@@ -94,21 +50,6 @@ struct Harness {
         client->sent.clear();
         for (const auto& s : sent)
             link.on_delivered(s.token);
-    }
-};
-
-// An outbox of its own in a temporary folder, open, no group commit due.
-struct OpenOutbox {
-    TempDir dir;
-    Outbox box;
-    OpenOutbox() : box(options(dir.path())) { box.open(); }
-    ~OpenOutbox() { box.close(); }
-    static OutboxOptions options(const std::string& path) {
-        OutboxOptions o;
-        o.data_dir = path;
-        o.boot_id = "boot-a";
-        o.sync = 1h;
-        return o;
     }
 };
 

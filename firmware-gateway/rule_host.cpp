@@ -1,13 +1,11 @@
-// The gateway's side of the rules engine: feeding it readings and ticks,
-// publishing rule events, running actions, persisting rule state, reloading
-// rule files, and remote output commands.
-#include <filesystem>
+#include "rule_host.h"
+
 #include <fstream>
 #include <sstream>
 
+#include "core/json_writer.h"
 #include "core/utf8.h"
 #include "envelope.h"
-#include "gateway.h"
 #include "rule_files.h"
 #include "rules/publish_topic.h"
 
@@ -30,7 +28,26 @@ std::string loggable(std::string text) {
 
 }  // namespace
 
-void Gateway::start_rules(MonoTime now) {
+RuleHost::RuleHost(const Config& cfg, std::string base, const Clock& clock, EventQueue& queue,
+                   MqttLink& link, EventPublisher& events,
+                   std::shared_ptr<const rules::RuleSet> rules)
+    : cfg_(cfg),
+      base_(std::move(base)),
+      clock_(clock),
+      queue_(queue),
+      link_(link),
+      events_(events),
+      initial_rules_(std::move(rules)),
+      link_env_(link) {
+    outputs_ = std::make_unique<OutputBank>(cfg_.outputs, link_env_);
+    exec_ = std::make_unique<ExecRunner>([this](ExecResult r) {
+        std::string detail = r.argv.empty() ? std::string() : r.argv.front() + ": ";
+        detail += r.describe();
+        queue_.post_control(ExecFinished{r.rule, r.ok(), std::move(detail)});
+    });
+}
+
+void RuleHost::start(MonoTime now) {
     std::shared_ptr<const rules::RuleSet> set = initial_rules_;
     if (!set) set = std::make_shared<rules::RuleSet>();
     initial_rules_.reset();
@@ -65,7 +82,7 @@ void Gateway::start_rules(MonoTime now) {
     schedule_tick(now);
 }
 
-void Gateway::schedule_tick(MonoTime now) {
+void RuleHost::schedule_tick(MonoTime now) {
     ticking_ = false;
     for (const rules::Rule& r : engine_->rules().rules()) {
         if (r.uses_time || r.cooldown.count() > 0) ticking_ = true;
@@ -78,7 +95,38 @@ void Gateway::schedule_tick(MonoTime now) {
     next_tick_ = now + std::chrono::duration_cast<std::chrono::nanoseconds>(tick - wall);
 }
 
-void Gateway::run_ticks(MonoTime now) {
+void RuleHost::start_watcher_and_outputs() {
+    watcher_ = std::make_unique<RuleWatcher>(cfg_.rules.paths,
+                                             [this] { queue_.post_control(ReloadRequest{}); });
+    watcher_->start();
+    for (const OutputReport& r : outputs_->start())
+        report_output(r, clock_.wall());
+    for (const std::string& name : outputs_->remote_names()) {
+        link_.subscribe(base_ + "/cmd/outputs/" + name, 1);
+    }
+}
+
+void RuleHost::stop() {
+    if (watcher_) watcher_->stop();
+    exec_->stop();  // programs still running are killed, not waited for
+    persist_rule_state(true);
+    if (state_writer_) state_writer_->flush();  // on disk before the process ends
+    outputs_->stop();
+}
+
+void RuleHost::on_timer(MonoTime now, bool stopping) {
+    for (const OutputReport& r : outputs_->on_timer(now))
+        report_output(r, clock_.wall());
+    if (!stopping) run_ticks(now);
+}
+
+std::optional<MonoTime> RuleHost::next_deadline(bool stopping) const {
+    std::optional<MonoTime> d = outputs_->next_deadline();
+    if (ticking_ && !stopping && (!d || next_tick_ < *d)) d = next_tick_;
+    return d;
+}
+
+void RuleHost::run_ticks(MonoTime now) {
     if (!ticking_ || now < next_tick_) return;
     transitions_.clear();
     engine_->on_tick(now, clock_.wall(), transitions_);
@@ -87,25 +135,24 @@ void Gateway::run_ticks(MonoTime now) {
     schedule_tick(now);
 }
 
-void Gateway::feed_rules(Sensor& s, const Reading& r) {
+void RuleHost::evaluate(const Reading& r) {
     transitions_.clear();
     if (engine_) engine_->on_reading(r, transitions_);
     switch_outputs_first(transitions_);
-    // The reading's own event comes first (SPEC §5.2), then what the rules
-    // make of it (every reading: deadband and publish only thin what leaves
-    // the gateway).
-    publish_reading(s, r);
+}
+
+void RuleHost::conclude_reading() {
     if (transitions_.empty()) return;
     handle_transitions(transitions_);
     persist_rule_state(false);
 }
 
-void Gateway::react(std::vector<rules::Transition>& ts) {
+void RuleHost::react(std::vector<rules::Transition>& ts) {
     switch_outputs_first(ts);
     handle_transitions(ts);
 }
 
-void Gateway::switch_outputs_first(const std::vector<rules::Transition>& ts) {
+void RuleHost::switch_outputs_first(const std::vector<rules::Transition>& ts) {
     // The local reaction must not wait on the disk: appending an event may
     // (an fdatasync per event with outbox.sync: always, one per 4096 events
     // for the seq reservation). So the output actions at the head of the
@@ -124,23 +171,23 @@ void Gateway::switch_outputs_first(const std::vector<rules::Transition>& ts) {
     }
 }
 
-void Gateway::report_output(const OutputReport& r, WallTime ts) {
+void RuleHost::report_output(const OutputReport& r, WallTime ts) {
     switch (r.kind) {
         case OutputReport::Kind::Changed:
             publish_output_event(r.name, r.on, ts);
             break;
         case OutputReport::Kind::Failed:
-            events_->deadletter("output:" + r.name, "output_failed", r.why);
+            events_.deadletter("output:" + r.name, "output_failed", r.why);
             break;
         case OutputReport::Kind::Unchanged:
             break;
     }
 }
 
-void Gateway::handle_transitions(std::vector<rules::Transition>& ts) {
+void RuleHost::handle_transitions(std::vector<rules::Transition>& ts) {
     std::size_t action = 0;  // across all transitions, as switch_outputs_first counts
     for (const rules::Transition& t : ts) {
-        if (t.kind == rules::TransitionKind::Fired) ++events_->counters().rules_fired;
+        if (t.kind == rules::TransitionKind::Fired) ++events_.counters().rules_fired;
         log_transition(t);
         publish_rule_event(t);
         for (const rules::Action& a : t.actions) {
@@ -156,7 +203,7 @@ void Gateway::handle_transitions(std::vector<rules::Transition>& ts) {
     held_.clear();
 }
 
-void Gateway::log_transition(const rules::Transition& t) {
+void RuleHost::log_transition(const rules::Transition& t) {
     // A rule flapping on a fast input (thousands of transitions a second)
     // must not flood the journal: per rule, the first kTransitionLogBurst
     // lines of a minute are written, the rest counted and summed up.
@@ -176,7 +223,7 @@ void Gateway::log_transition(const rules::Transition& t) {
     }
 }
 
-void Gateway::flush_transition_log(const std::string& rule, TransitionLogBudget& b) {
+void RuleHost::flush_transition_log(const std::string& rule, TransitionLogBudget& b) {
     if (b.suppressed > 0) {
         log_info("rules", rule + ": " + std::to_string(b.suppressed) +
                               " more transition(s) in the last minute not logged (each is a " +
@@ -186,7 +233,7 @@ void Gateway::flush_transition_log(const std::string& rule, TransitionLogBudget&
     b.suppressed = 0;
 }
 
-void Gateway::flush_transition_logs(MonoTime now) {
+void RuleHost::flush_transition_logs(MonoTime now) {
     for (auto& [rule, b] : transition_log_) {
         if (b.suppressed > 0 && now - b.window_start >= std::chrono::minutes(1)) {
             flush_transition_log(rule, b);
@@ -195,20 +242,20 @@ void Gateway::flush_transition_logs(MonoTime now) {
     }
 }
 
-void Gateway::publish_rule_event(const rules::Transition& t) {
+void RuleHost::publish_rule_event(const rules::Transition& t) {
     const bool fired = t.kind == rules::TransitionKind::Fired;
-    const std::uint64_t seq = events_->next_seq();
+    const std::uint64_t seq = events_.next_seq();
     JsonObject o = begin_envelope(cfg_.gateway.id, seq, fired ? "rule_fired" : "rule_cleared",
                                   "rule:" + t.rule, t.ts);
     o.field("value", fired)
         .field("rule", std::string_view(t.rule))
         .field("severity", rules::severity_name(t.severity))
         .raw_field("values", t.values_json());
-    events_->append(outbox::Record{
+    events_.append(outbox::Record{
         seq, cfg_.mqtt.qos, {{base_ + "/rules/" + t.rule, true}}, std::move(o).finish()});
 }
 
-void Gateway::run_action(const rules::Action& a, const std::string& rule) {
+void RuleHost::run_action(const rules::Action& a, const std::string& rule) {
     std::visit(
         [&](const auto& act) {
             using T = std::decay_t<decltype(act)>;
@@ -217,14 +264,14 @@ void Gateway::run_action(const rules::Action& a, const std::string& rule) {
                 // broker refuses would cost the connection (and everything
                 // queued behind it), so it never leaves the gateway.
                 if (const auto bad = rules::check_publish_topic(act.topic)) {
-                    events_->deadletter(
+                    events_.deadletter(
                         "rule:" + rule, "bad_topic",
                         "publish topic " + bad->message + ": " + rules::show_topic(act.topic));
                     return;
                 }
                 // Not an event (no envelope, no seq): it waits in the link's
                 // memory queue while the broker is away.
-                link_->publish({act.topic, act.payload, act.qos, act.retain});
+                link_.publish({act.topic, act.payload, act.qos, act.retain});
             } else if constexpr (std::is_same_v<T, rules::OutputAction>) {
                 report_output(outputs_->set(act.name, act.on, act.duration, clock_.monotonic()),
                               clock_.wall());
@@ -237,7 +284,7 @@ void Gateway::run_action(const rules::Action& a, const std::string& rule) {
         a);
 }
 
-void Gateway::persist_rule_state(bool force) {
+void RuleHost::persist_rule_state(bool force) {
     if (!engine_) return;
     if (!force && engine_->state_generation() == persisted_generation_) return;
     // Written by another thread: the two fsyncs and the rename of an atomic
@@ -249,7 +296,7 @@ void Gateway::persist_rule_state(bool force) {
     persisted_generation_ = engine_->state_generation();
 }
 
-void Gateway::reload_rules() {
+bool RuleHost::reload() {
     rules::CompileResult res = load_rule_files(cfg_, nullptr);
     if (!res.rules) {
         std::size_t errors = 0;
@@ -261,9 +308,9 @@ void Gateway::reload_rules() {
         }
         log_error("rules", "reload rejected (" + std::to_string(errors) +
                                " error(s)); the previous rules keep running");
-        events_->deadletter("rules", "rules_rejected",
-                            std::to_string(errors) + " error(s), first: " + first);
-        return;
+        events_.deadletter("rules", "rules_rejected",
+                           std::to_string(errors) + " error(s), first: " + first);
+        return false;
     }
     std::vector<std::string> old_names;
     for (const rules::Rule& r : engine_->rules().rules())
@@ -274,28 +321,23 @@ void Gateway::reload_rules() {
     react(transitions_);
     // A removed rule's retained event is emptied (SPEC §3).
     for (const std::string& name : old_names) {
-        if (!res.rules->find(name)) link_->publish({base_ + "/rules/" + name, "", 1, true});
+        if (!res.rules->find(name)) link_.publish({base_ + "/rules/" + name, "", 1, true});
     }
     persist_rule_state(true);
     schedule_tick(now);
     log_info("rules", "reloaded: " + std::to_string(res.rules->size()) + " rule(s)");
-    publish_status();
+    return true;
 }
 
-void Gateway::publish_status() {
-    link_->set_birth(status_online());
-    if (link_->connected()) link_->publish({base_ + "/status", status_online(), 1, true});
-}
-
-void Gateway::publish_output_event(const std::string& name, bool on, WallTime ts) {
-    const std::uint64_t seq = events_->next_seq();
+void RuleHost::publish_output_event(const std::string& name, bool on, WallTime ts) {
+    const std::uint64_t seq = events_.next_seq();
     JsonObject o = begin_envelope(cfg_.gateway.id, seq, "output", name, ts);
     o.field("value", on ? "on" : "off");
-    events_->append(outbox::Record{
+    events_.append(outbox::Record{
         seq, cfg_.mqtt.qos, {{base_ + "/outputs/" + name, true}}, std::move(o).finish()});
 }
 
-bool Gateway::on_output_command(const MqttIncoming& m) {
+bool RuleHost::on_output_command(const MqttIncoming& m) {
     const std::string prefix = base_ + "/cmd/outputs/";
     if (m.topic.compare(0, prefix.size(), prefix) != 0) return false;
     const std::string name = m.topic.substr(prefix.size());
@@ -305,36 +347,33 @@ bool Gateway::on_output_command(const MqttIncoming& m) {
         return true;
     }
     if (!outputs_->remote(name)) {
-        events_->deadletter("cmd:" + name, "parse", "no remote output named '" + name + "'");
+        events_.deadletter("cmd:" + name, "parse", "no remote output named '" + name + "'");
         return true;
     }
     const auto on = drivers::parse_on_off(m.payload);
     if (!on) {
-        events_->deadletter("cmd:" + name, "parse",
-                            "expected on or off, got '" + m.payload.substr(0, 60) + "'");
+        events_.deadletter("cmd:" + name, "parse",
+                           "expected on or off, got '" + m.payload.substr(0, 60) + "'");
         return true;
     }
     report_output(outputs_->set(name, *on, std::nullopt, clock_.monotonic()), clock_.wall());
     return true;
 }
 
-}  // namespace tg
-namespace tg {
-
-void Gateway::run_exec(const std::string& rule, const rules::ExecAction& a) {
+void RuleHost::run_exec(const std::string& rule, const rules::ExecAction& a) {
     if (a.argv.empty() || a.argv.front().empty()) {
-        events_->deadletter("rule:" + rule, "exec_failed", "empty program name");
+        events_.deadletter("rule:" + rule, "exec_failed", "empty program name");
         return;
     }
     exec_->run(rule, a.argv, a.timeout);
 }
 
-void Gateway::on_exec_finished(const ExecFinished& e) {
+void RuleHost::on_exec_finished(const ExecFinished& e) {
     if (e.ok) {
         log_debug("rule", e.rule + ": exec " + e.detail);
         return;
     }
-    events_->deadletter("rule:" + e.rule, "exec_failed", e.detail);
+    events_.deadletter("rule:" + e.rule, "exec_failed", e.detail);
 }
 
 }  // namespace tg
