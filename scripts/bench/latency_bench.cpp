@@ -1,9 +1,8 @@
 // Reading -> output latency inside the gateway (issue #3; target p99 <= 100 us).
 // Google Benchmark; figures, not tests.
 //
-//   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTIDEGATE_BENCH=ON
-//   cmake --build build -j2 --target latency_bench
-//   build/scripts/bench/latency_bench --benchmark_counters_tabular=true
+//   cmake --preset bench && cmake --build --preset bench --target latency_bench
+//   build-bench/scripts/bench/latency_bench --benchmark_counters_tabular=true
 //
 // LATENCY_BENCH_DIR sets where the data_dir and the output file go (default
 // /var/tmp: a disk, as on the Pi; tmpfs would hide every fsync).

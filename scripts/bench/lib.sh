@@ -9,7 +9,7 @@
 REPO="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)"
 cd "$REPO" || exit 1
 PY=/usr/bin/python3
-BIN="${TIDEGATE_BIN:-$REPO/build/firmware-gateway/tidegate}"
+BIN="${TIDEGATE_BIN:-$REPO/build-host/firmware-gateway/tidegate}"
 # BENCH_CPUS=LIST runs the gateways under `taskset -c LIST` (e.g. 1): see
 # scripts/bench/drain for why one CPU can be faster than two.
 GW_PREFIX=()
@@ -38,15 +38,17 @@ install_missing g++ cmake make pkg-config libpaho-mqttpp-dev libpaho-mqtt-dev li
     binutils strace util-linux
 
 # --- release build if needed (incremental: a no-op when up to date) ----------
+# The host preset's daemon (build-host/), the one scripts/test and scripts/demo
+# build; the bench preset is for the Google Benchmark programs.
 build_tidegate() {
     # TIDEGATE_BIN=PATH measures that binary instead (e.g. an older build).
     [[ -n "${TIDEGATE_BIN:-}" ]] && return 0
-    if [[ ! -f build/CMakeCache.txt ]]; then
-        log "configuring the release build (build/)"
-        cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+    if [[ ! -f build-host/CMakeCache.txt ]]; then
+        log "configuring the release build (preset host, build-host/)"
+        cmake --preset host >/dev/null
     fi
     log "building tidegate"
-    cmake --build build -j2 --target tidegate >/dev/null
+    cmake --build --preset host --target tidegate >/dev/null
 }
 
 # --- temp folders, processes, cleanup -----------------------------------------

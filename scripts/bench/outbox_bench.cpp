@@ -1,8 +1,7 @@
 // Outbox figures (a benchmark, not a test: prints, asserts nothing).
 //
-//   cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release -DTIDEGATE_BENCH=ON
-//   cmake --build build-rel -j2 --target outbox_bench
-//   TIDEGATE_BENCH_DIR=/path/on/the/sd/card ./build-rel/scripts/bench/outbox_bench
+//   cmake --preset bench && cmake --build --preset bench --target outbox_bench
+//   TIDEGATE_BENCH_DIR=/path/on/the/sd/card build-bench/scripts/bench/outbox_bench
 //
 // The folder defaults to /tmp; put it on the device you care about (an SD
 // card's figures differ from an SSD's by orders of magnitude). Each event is

@@ -4,8 +4,8 @@
 // threshold case there are two floors: by sensor name with thresholds as data
 // (what a hand-written gateway does), and the bare comparisons.
 //
-//   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2 --target rules_bench
-//   build/scripts/bench/rules_bench --benchmark_counters_tabular=true
+//   cmake --preset bench && cmake --build --preset bench --target rules_bench
+//   build-bench/scripts/bench/rules_bench --benchmark_counters_tabular=true
 //
 // Cases:
 //   OneRule          1 rule `t > 30` on one sensor.

@@ -63,12 +63,12 @@ def rabbitmq():
 def mqttjs() -> Path:
     """A node_modules folder holding MQTT.js, installed with `npm ci` from the
     lock file committed in tests/interop/mqttjs into a cache folder
-    (TIDEGATE_INTEROP_CACHE, default build/interop-cache/mqttjs); reinstalled
+    (TIDEGATE_INTEROP_CACHE, default build-host/interop-cache/mqttjs); reinstalled
     only when the lock file changes."""
     if not shutil.which("node") or not shutil.which("npm"):
         pytest.fail("node and npm are needed for the MQTT.js tests (scripts/test installs "
                     "Debian's nodejs and npm when npm is missing)", pytrace=False)
-    cache = Path(os.environ.get("TIDEGATE_INTEROP_CACHE", REPO / "build" / "interop-cache"))
+    cache = Path(os.environ.get("TIDEGATE_INTEROP_CACHE", REPO / "build-host" / "interop-cache"))
     folder = cache / "mqttjs"
     lock = (MQTTJS_SRC / "package-lock.json").read_bytes()
     stamp = folder / ".lock-sha256"

@@ -212,10 +212,11 @@ def broker_port():
 
 @pytest.fixture(scope="session")
 def tidegate_bin() -> str:
-    path = os.environ.get("TIDEGATE_BIN") or str(REPO / "build/firmware-gateway/tidegate")
+    path = os.environ.get("TIDEGATE_BIN") or str(REPO / "build-host/firmware-gateway/tidegate")
     if not os.access(path, os.X_OK):
-        pytest.fail(f"no tidegate binary at {path}: build first (scripts/test does) "
-                    "or set TIDEGATE_BIN", pytrace=False)
+        pytest.fail(f"no tidegate binary at {path}: build first (cmake --preset host && "
+                    "cmake --build --preset host; scripts/test does) or set TIDEGATE_BIN",
+                    pytrace=False)
     return path
 
 
