@@ -4,8 +4,8 @@
 // reading envelope, which must then be valid JSON (RFC 8259, UTF-8) with the
 // value in it. Must never crash, hang or leak. Build and run (scripts/test
 // runs it in its fuzz stage):
-//   CXX=clang++-14 cmake -S . -B build-fuzz -DTIDEGATE_FUZZ=ON -DTIDEGATE_BUILD_TESTS=OFF
-//   cmake --build build-fuzz -j2 --target fuzz_payload
+//   cmake --preset fuzz
+//   cmake --build --preset fuzz --target fuzz_payload
 //   build-fuzz/drivers/fuzz_payload -max_total_time=60 -max_len=4096 \
 //       -dict=drivers/fuzz/payload.dict /tmp/fuzz-payload drivers/fuzz/seeds
 #include <nlohmann/json.hpp>

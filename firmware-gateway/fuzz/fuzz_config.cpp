@@ -3,9 +3,8 @@
 // keys, every section, driver option tables, driver and output probes). Must
 // never crash, hang or leak, whatever the text: every problem is a LoadError.
 // Build and run (see firmware-gateway/CMakeLists.txt):
-//   CXX=clang++-14 cmake -S . -B build-fuzz -DTIDEGATE_FUZZ=ON -DTIDEGATE_BUILD_TESTS=OFF \
-//       -DCMAKE_BUILD_TYPE=Debug
-//   cmake --build build-fuzz -j2 --target fuzz_config
+//   cmake --preset fuzz
+//   cmake --build --preset fuzz --target fuzz_config
 //   mkdir -p /tmp/fuzz-config-corpus
 //   build-fuzz/firmware-gateway/fuzz_config -max_total_time=60 -timeout=10 -max_len=4096 \
 //       -dict=firmware-gateway/fuzz/config.dict /tmp/fuzz-config-corpus \

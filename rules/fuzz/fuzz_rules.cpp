@@ -4,8 +4,8 @@
 // every type, ticks, state export/import, reload). Must never crash, hang or
 // leak. Build and run (see rules/CMakeLists.txt):
 //   apt-get install clang-14 libclang-rt-14-dev
-//   CXX=clang++-14 cmake -S . -B build-fuzz -DTIDEGATE_FUZZ=ON -DTIDEGATE_BUILD_TESTS=OFF
-//   cmake --build build-fuzz -j2 --target fuzz_rules
+//   cmake --preset fuzz
+//   cmake --build --preset fuzz --target fuzz_rules
 //   mkdir -p /tmp/fuzz-corpus
 //   build-fuzz/rules/fuzz_rules -max_total_time=60 -max_len=4096 \
 //       -dict=rules/fuzz/rules.dict /tmp/fuzz-corpus rules/examples rules/fuzz/seeds

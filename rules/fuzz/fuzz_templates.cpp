@@ -5,9 +5,8 @@
 // every sensor must render valid JSON text whatever the values are: that is
 // asserted for the fixed templates {{json(x)}} and for a fuzzed template that
 // is exactly one json() call. Build and run (see rules/CMakeLists.txt):
-//   CXX=clang++-14 cmake -S . -B build-fuzz -DTIDEGATE_FUZZ=ON -DTIDEGATE_BUILD_TESTS=OFF \
-//       -DCMAKE_BUILD_TYPE=Debug
-//   cmake --build build-fuzz -j2 --target fuzz_templates
+//   cmake --preset fuzz
+//   cmake --build --preset fuzz --target fuzz_templates
 //   mkdir -p /tmp/fuzz-templates
 //   build-fuzz/rules/fuzz_templates -max_total_time=60 -max_len=512 \
 //       -dict=rules/fuzz/templates.dict /tmp/fuzz-templates rules/fuzz/templates

@@ -4,9 +4,8 @@
 // scalar values in their shortest form. A refusal names a byte inside the
 // topic that is really at fault, and show_topic's text is always UTF-8.
 // Build and run (see rules/CMakeLists.txt):
-//   CXX=clang++-14 cmake -S . -B build-fuzz -DTIDEGATE_FUZZ=ON -DTIDEGATE_BUILD_TESTS=OFF \
-//       -DCMAKE_BUILD_TYPE=Debug
-//   cmake --build build-fuzz -j2 --target fuzz_topic
+//   cmake --preset fuzz
+//   cmake --build --preset fuzz --target fuzz_topic
 //   mkdir -p /tmp/fuzz-topic
 //   build-fuzz/rules/fuzz_topic -max_total_time=60 -max_len=70000 \
 //       -dict=rules/fuzz/topic.dict /tmp/fuzz-topic rules/fuzz/topics
