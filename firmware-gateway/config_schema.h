@@ -93,6 +93,11 @@ const std::vector<ConfigKey<Config>>& config_keys();
 const std::vector<ConfigKey<SensorDraft>>& sensor_keys();
 const std::vector<ConfigKey<OutputDraft>>& output_keys();
 
+// One item of `sensors:` / `outputs:`, read through its table into the
+// config's list (config_items.cpp).
+void read_sensor(ConfigReader& r, const YAML::Node& node, Config& c);
+void read_output(ConfigReader& r, const YAML::Node& node, Config& c);
+
 // The names of the keys directly under `prefix` ("" for the top level).
 template <class T>
 std::vector<std::string> keys_under(const std::vector<ConfigKey<T>>& table,
