@@ -45,10 +45,6 @@ std::runtime_error sys_error(const std::string& what, const std::string& path, i
     return std::runtime_error("outbox: " + what + " " + path + ": " + std::strerror(err));
 }
 
-bool is_space_error(int err) {
-    return err == ENOSPC || err == EDQUOT;
-}
-
 // Renames `path` to the first free `path.damaged-N`; the new path, or ""
 // (errno set) when it cannot be moved.
 std::string move_aside(const std::string& path) {
@@ -128,6 +124,52 @@ void Outbox::open() {
     if (opts_.data_dir.empty()) throw std::invalid_argument("outbox: data_dir is empty");
     boot_id_ = opts_.boot_id ? *opts_.boot_id : read_boot_id_file();
 
+    const std::optional<outbox::State> prev = open_state_file();
+    // The previous run ended in this kernel boot: the page cache kept every
+    // state write, so the cursor and the newest segment's name are exact.
+    const bool same_boot = prev && !prev->clean && !boot_id_.empty() && prev->boot_id == boot_id_;
+    std::vector<std::vector<RecordSpan>> spans;
+    const LogScan scan = recover_segments(prev, same_boot, spans);
+    const bool tail_doubt = report_missing_tail(prev, same_boot, scan);
+    next_seq_ = std::max(resume_seq(prev, same_boot, scan.next, tail_doubt), opts_.min_next_seq);
+    // After a process crash the page cache may still hold what it never
+    // synced: the group commit owes it the same as new records.
+    if (resume_ == Resume::Crash) {
+        for (Segment& s : segs_)
+            s.dirty = true;
+    }
+    if (prev) state_ = *prev;
+    cursor_seq_ = prev ? std::min(prev->cursor, next_seq_ - 1) : 0;
+
+    if (segs_.empty()) {
+        if (!create_segment(next_seq_))
+            throw sys_error("cannot create", dir_ + "/" + segment_name(next_seq_), errno);
+        spans.emplace_back();
+    }
+    place_cursor(spans);
+    load_journal();
+
+    // Durable before anything is appended: this boot, not clean, and room
+    // for reserve_block seqs.
+    state_.reserved = next_seq_ - 1 + opts_.reserve_block;
+    if (!write_state(true, false)) throw sys_error("cannot write", dir_ + "/state", errno);
+    last_state_sync_ = MonoTime::min();
+
+    open_ = true;
+    gc();
+    if (dir_dirty_) sync_dir();
+    dir_dirty_ = false;
+
+    const Stats st = stats();
+    if (st.depth > 0 || resume_ != Resume::Fresh) {
+        log_info(kComponent, std::to_string(st.depth) + " undelivered event(s) (" +
+                                 std::to_string(st.bytes) + " bytes) in " +
+                                 std::to_string(st.segments) + " segment(s); next seq " +
+                                 std::to_string(next_seq_));
+    }
+}
+
+std::optional<outbox::State> Outbox::open_state_file() {
     // The outbox folder itself replaced by something else (a file, a link
     // to one): set aside like a damaged segment; the outbox starts anew,
     // as when the folder was deleted. A link to a folder is a folder.
@@ -159,13 +201,14 @@ void Outbox::open() {
     if (const int err = ::posix_fallocate(state_fd_, 0, 2 * outbox::kStateSlotStride);
         err != 0 && err != EOPNOTSUPP)
         throw sys_error("cannot allocate", state_path, err);
+    return prev;
+}
 
+Outbox::LogScan Outbox::recover_segments(const std::optional<outbox::State>& prev, bool same_boot,
+                                         std::vector<std::vector<RecordSpan>>& spans) {
     // Recover every segment, oldest first; each must continue the seq order.
     // Records the previous run delivered need no read-model index.
     const std::uint64_t delivered_floor = prev ? prev->cursor : 0;
-    // The previous run ended in this kernel boot: the page cache kept every
-    // state write, so the cursor and the newest segment's name are exact.
-    const bool same_boot = prev && !prev->clean && !boot_id_.empty() && prev->boot_id == boot_id_;
     // Segments follow each other without a hole in seq (append keeps a jump
     // inside one segment), and the first starts at or before the cursor + 1
     // (the cursor reaches the state file before a delivered segment is
@@ -174,8 +217,8 @@ void Outbox::open() {
     std::uint64_t expect = prev && (prev->clean || same_boot) ? prev->cursor + 1 : 0;
     bool after_damage = false;      // the segment before ended in damage cut out now
     std::uint64_t newest_name = 0;  // the newest segment file found (as named)
-    std::vector<std::vector<RecordSpan>> spans;
     std::uint64_t after = 0;
+    std::string not_file;
     const std::vector<SegmentFile> files = list_segments(dir_, true);
     for (std::size_t i = 0; i < files.size(); ++i) {
         Segment s;
@@ -221,12 +264,17 @@ void Outbox::open() {
         spans.push_back(std::move(sp));
     }
 
+    LogScan scan;
+    scan.newest_name = newest_name;
     // The next seq from the log: after its last record, or the name of an
     // empty newest segment (created for exactly that seq).
-    std::uint64_t log_next = 0;
-    if (!segs_.empty()) log_next = std::max(after + 1, segs_.back().base);
-    const std::uint64_t log_end = log_next == 0 ? 0 : log_next - 1;
+    if (!segs_.empty()) scan.next = std::max(after + 1, segs_.back().base);
+    return scan;
+}
 
+bool Outbox::report_missing_tail(const std::optional<outbox::State>& prev, bool same_boot,
+                                 const LogScan& scan) {
+    const std::uint64_t log_end = scan.next == 0 ? 0 : scan.next - 1;
     // The newest segment gone: after a clean close the state knows exactly
     // which seqs it held; after a process crash only that it existed.
     if (prev && prev->clean && prev->tail_exact && log_end < prev->last_seq) {
@@ -240,7 +288,7 @@ void Outbox::open() {
         }
     }
     bool tail_doubt = false;
-    if (same_boot && prev->newest_base != 0 && newest_name < prev->newest_base) {
+    if (same_boot && prev->newest_base != 0 && scan.newest_name < prev->newest_base) {
         tail_doubt = true;
         log_warn(kComponent, "the newest segment " + segment_name(prev->newest_base) +
                                  " is missing from " + dir_ +
@@ -250,7 +298,11 @@ void Outbox::open() {
                                  "reservation (" +
                                  std::to_string(prev->reserved) + ")");
     }
+    return tail_doubt;
+}
 
+std::uint64_t Outbox::resume_seq(const std::optional<outbox::State>& prev, bool same_boot,
+                                 std::uint64_t log_next, bool tail_doubt) {
     const std::uint64_t block = opts_.reserve_block;
     std::uint64_t next = 1;
     if (!prev) {
@@ -259,7 +311,7 @@ void Outbox::open() {
         } else {
             resume_ = Resume::Unknown;
             next = log_next + 2 * block;
-            log_warn(kComponent, "no readable state in " + state_path +
+            log_warn(kComponent, "no readable state in " + dir_ + "/state" +
                                      "; seq continues with a gap at " + std::to_string(next));
         }
     } else if (prev->clean) {
@@ -280,42 +332,7 @@ void Outbox::open() {
         resume_ = Resume::Reboot;
         next = std::max(log_next, prev->reserved + 1);
     }
-    next_seq_ = std::max(next, opts_.min_next_seq);
-    // After a process crash the page cache may still hold what it never
-    // synced: the group commit owes it the same as new records.
-    if (resume_ == Resume::Crash) {
-        for (Segment& s : segs_)
-            s.dirty = true;
-    }
-    if (prev) state_ = *prev;
-    cursor_seq_ = prev ? std::min(prev->cursor, next_seq_ - 1) : 0;
-
-    if (segs_.empty()) {
-        if (!create_segment(next_seq_))
-            throw sys_error("cannot create", dir_ + "/" + segment_name(next_seq_), errno);
-        spans.emplace_back();
-    }
-    place_cursor(spans);
-    load_journal();
-
-    // Durable before anything is appended: this boot, not clean, and room
-    // for reserve_block seqs.
-    state_.reserved = next_seq_ - 1 + block;
-    if (!write_state(true, false)) throw sys_error("cannot write", state_path, errno);
-    last_state_sync_ = MonoTime::min();
-
-    open_ = true;
-    gc();
-    if (dir_dirty_) sync_dir();
-    dir_dirty_ = false;
-
-    const Stats st = stats();
-    if (st.depth > 0 || resume_ != Resume::Fresh) {
-        log_info(kComponent, std::to_string(st.depth) + " undelivered event(s) (" +
-                                 std::to_string(st.bytes) + " bytes) in " +
-                                 std::to_string(st.segments) + " segment(s); next seq " +
-                                 std::to_string(next_seq_));
-    }
+    return next;
 }
 
 void Outbox::close() {
@@ -863,145 +880,11 @@ bool Outbox::write_all(int fd, const char* data, std::size_t n, std::uint64_t of
     return true;
 }
 
-bool Outbox::sync_fd(int fd) {
-    int r;
-    do {
-        r = io_.fdatasync(fd);
-    } while (r != 0 && errno == EINTR);
-    ++stats_.fsyncs;
-    return r == 0;
-}
-
-void Outbox::sync_dir() {
-    const int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    ::fsync(fd);
-    ++stats_.fsyncs;
-    ::close(fd);
-}
-
-bool Outbox::needs_commit(const Segment& s) const {
-    // Delivered records are safe at the broker; the journal keeps them too.
-    return s.dirty && (opts_.retain_bytes > 0 || s.last_seq > cursor_seq_);
-}
-
-bool Outbox::needs_commit() const {
-    // Only the newest segments can hold undelivered records.
-    for (auto it = segs_.rbegin(); it != segs_.rend(); ++it) {
-        if (needs_commit(*it)) return true;
-        if (it->last_seq != 0 && it->last_seq <= cursor_seq_ && opts_.retain_bytes == 0) break;
-    }
-    return false;
-}
-
-bool Outbox::commit_log(std::vector<DropReport>& drops, bool all) {
-    bool ok = true;
-    // Full segments first (left unsynced by a roll when all was delivered);
-    // then the active one, which may free disk space on ENOSPC.
-    for (std::size_t i = 0; i + 1 < segs_.size(); ++i) {
-        Segment& s = segs_[i];
-        if (!(all ? s.dirty : needs_commit(s))) continue;
-        if (sync_fd(s.fd)) {
-            s.dirty = false;
-        } else {
-            io_failure("cannot fsync " + s.path, errno);
-            ok = false;
-        }
-    }
-    Segment* a = active();
-    if (a && (all ? a->dirty : needs_commit(*a))) {
-        if (sync_fd(a->fd)) {
-            a->dirty = false;
-        } else {
-            const int err = errno;
-            if (is_space_error(err) && free_disk_space(drops) && (a = active()) && sync_fd(a->fd)) {
-                a->dirty = false;
-            } else {
-                io_failure("cannot fsync " + (a ? a->path : dir_), err);
-                ok = false;  // stays dirty: retried at the next deadline
-            }
-        }
-    }
-    if (dir_dirty_) {
-        sync_dir();
-        dir_dirty_ = false;
-    }
-    return ok;
-}
-
 void Outbox::io_failure(const std::string& what, int err) {
     if (auto held = io_log_limiter_.allow(what, std::chrono::steady_clock::now())) {
         log_error(kComponent, what + ": " + std::strerror(err) +
                                   (*held ? " (" + std::to_string(*held) + " more)" : ""));
     }
-}
-
-// ---------------------------------------------------------------------------
-// group commit
-
-std::optional<MonoTime> Outbox::next_sync_deadline() const {
-    if (!open_) return std::nullopt;
-    std::optional<MonoTime> d;
-    auto consider = [&](MonoTime t) {
-        if (!d || t < *d) d = t;
-    };
-    if (pending_since_) {
-        consider(*pending_since_ + opts_.sync);
-    } else if (needs_commit()) {
-        consider(MonoTime::min());  // sync_if_due starts its interval
-    }
-    if (cursor_seq_ != cursor_written_) consider(cursor_retry_at_);  // at once, unless it failed
-    if (cursor_unsynced_) consider(last_state_sync_ + opts_.cursor_sync);
-    return d;
-}
-
-std::vector<DropReport> Outbox::sync_if_due(MonoTime now) {
-    std::vector<DropReport> drops;
-    if (!open_) return drops;
-    // The interval starts when a record needing the commit is first seen and
-    // ends with the commit, or early when the broker acknowledged it all.
-    if (!needs_commit()) {
-        pending_since_.reset();
-    } else if (!pending_since_) {
-        pending_since_ = now;
-    }
-    if (pending_since_ && now >= *pending_since_ + opts_.sync) {
-        // A failed commit stays pending: tried again one interval later.
-        pending_since_ = commit_log(drops) ? std::nullopt : std::optional<MonoTime>(now);
-    }
-    if (cursor_seq_ != cursor_written_ && now >= cursor_retry_at_) {
-        // Written at once, one small pwrite per loop turn that moved it, and
-        // without fsync: a process crash then resends only what was not
-        // acknowledged; the kernel keeps the page for the next fsync. A
-        // failed write is tried again one interval later.
-        if (write_state(false, false)) {
-            cursor_retry_at_ = MonoTime::min();
-        } else {
-            io_failure("cannot write the cursor to " + dir_ + "/state", errno);
-            cursor_retry_at_ = now + opts_.sync;
-        }
-    }
-    if (cursor_unsynced_ && now >= last_state_sync_ + opts_.cursor_sync) {
-        if (sync_fd(state_fd_)) {
-            durable_slot_ = 1 - durable_slot_;
-            cursor_unsynced_ = false;
-        } else {
-            io_failure("cannot fsync " + dir_ + "/state", errno);
-        }
-        last_state_sync_ = now;
-    }
-    return drops;
-}
-
-std::vector<DropReport> Outbox::sync_now() {
-    std::vector<DropReport> drops;
-    if (!open_) return drops;
-    if (commit_log(drops, true)) pending_since_.reset();
-    if (cursor_seq_ != cursor_written_ || cursor_unsynced_) {
-        if (!write_state(true, false))
-            io_failure("cannot write the cursor to " + dir_ + "/state", errno);
-    }
-    return drops;
 }
 
 // ---------------------------------------------------------------------------

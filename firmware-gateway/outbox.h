@@ -42,6 +42,8 @@
 
 #include <sys/types.h>
 
+#include <cerrno>
+
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -68,6 +70,12 @@ struct OutboxIo {
     std::function<ssize_t(int fd, const void* buf, std::size_t n, off_t offset)> pwrite;
     std::function<int(int fd)> fdatasync;
 };
+
+// A write or sync failed because the disk (or the user's quota) is full:
+// the outbox frees space by dropping its oldest segments and tries again.
+inline bool is_space_error(int err) {
+    return err == ENOSPC || err == EDQUOT;
+}
 
 struct OutboxOptions {
     std::string data_dir;                           // holds outbox/ and journal/
@@ -224,7 +232,28 @@ class Outbox {
         std::uint64_t bytes = 0;
     };
 
-    // open() helpers
+    // open() helpers, in the order open() runs them.
+    // Prepares outbox/ and its state file (setting aside what took their
+    // place), locks it against a second gateway, and reads the previous state.
+    std::optional<outbox::State> open_state_file();
+    // What recover_segments learnt of the log: the seq its records continue
+    // with (0: no segment) and the name of the newest segment file found.
+    struct LogScan {
+        std::uint64_t next = 0;
+        std::uint64_t newest_name = 0;
+    };
+    // Recovers every segment, oldest first, into segs_ (their records'
+    // spans into `spans`), counting seqs missing between them.
+    LogScan recover_segments(const std::optional<outbox::State>& prev, bool same_boot,
+                             std::vector<std::vector<outbox::RecordSpan>>& spans);
+    // Counts and logs a newest segment that went missing since the previous
+    // run; true when which seqs it held is not known.
+    bool report_missing_tail(const std::optional<outbox::State>& prev, bool same_boot,
+                             const LogScan& scan);
+    // How seq continues (sets resume_): exactly after a clean close or a
+    // process crash, past every reservation after a reboot or lost state.
+    std::uint64_t resume_seq(const std::optional<outbox::State>& prev, bool same_boot,
+                             std::uint64_t log_next, bool tail_doubt);
     std::optional<outbox::State> read_state();
     // `delivered`: records up to it need not be indexed as read models.
     // True when the segment ended in damage (cut out now).
