@@ -12,6 +12,7 @@
 #include <system_error>
 #include <utility>
 
+#include "config_makers.h"
 #include "config_schema.h"
 #include "core/file_read.h"
 #include "core/utf8.h"
@@ -21,17 +22,6 @@ namespace tg {
 namespace {
 
 namespace fs = std::filesystem;
-
-bool is_id_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-}
-
-std::string lower(std::string s) {
-    for (char& c : s)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
 
 std::string default_gateway_id_here() {
     char host[256] = {};
@@ -104,10 +94,10 @@ drivers::SensorSpec SensorConfig::spec() const {
 std::string default_gateway_id(const std::string& hostname, const std::string& machine_id) {
     std::string id = hostname.substr(0, hostname.find('.'));
     for (char& ch : id) {
-        if (!is_id_char(ch)) ch = '-';
+        if (!schema::is_id_char(ch)) ch = '-';
     }
     if (id.empty()) return "tidegate";
-    const std::string generic = lower(id);
+    const std::string generic = schema::lower(id);
     if (generic == "raspberrypi" || generic == "localhost") {
         std::string hex;
         for (char ch : machine_id) {
