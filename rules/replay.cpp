@@ -77,59 +77,93 @@ std::optional<WallTime> parse_rfc3339(std::string_view s) {
     return WallTime(duration_cast<WallTime::duration>(t));
 }
 
-Replayer::Replayer(std::shared_ptr<const RuleSet> rules, milliseconds tick, std::ostream& out)
-    : rules_(std::move(rules)), tick_(tick.count() > 0 ? tick : milliseconds(1000)), out_(out) {}
+VirtualRun::VirtualRun(std::shared_ptr<const RuleSet> rules, milliseconds tick,
+                       EngineOptions options, Listener& listener)
+    : rules_(std::move(rules)),
+      tick_(tick.count() > 0 ? tick : milliseconds(1000)),
+      options_(std::move(options)),
+      listener_(listener) {}
 
-Replayer::~Replayer() = default;
+VirtualRun::~VirtualRun() = default;
 
-void Replayer::move_clock_to(WallTime t) {
+void VirtualRun::start(WallTime t) {
+    clock_ = std::make_unique<VirtualClock>(t);
+    EngineOptions options = options_;
+    options.start = clock_->monotonic();
+    engine_ = std::make_unique<Engine>(rules_, std::move(options));
+    // Ticks at every multiple of `tick` from here, this instant included.
+    next_tick_ = next_tick_after(t - WallTime::duration(1), tick_);
+}
+
+WallTime VirtualRun::now() const {
+    return clock_ ? clock_->wall() : WallTime{};
+}
+
+void VirtualRun::move_clock_to(WallTime t) {
     const WallTime now = clock_->wall();
     if (t > now) clock_->advance(t - now);
 }
 
-void Replayer::reading(WallTime ts, const std::string& sensor, Value value) {
-    if (!clock_) {
-        // The clock starts at the first event; ticks at every multiple of
-        // `tick` from there (the first event's instant included).
-        clock_ = std::make_unique<VirtualClock>(ts);
-        EngineOptions options;
-        options.start = clock_->monotonic();
-        options.render_actions = false;
-        engine_ = std::make_unique<Engine>(rules_, options);
-        next_tick_ = next_tick_after(ts - WallTime::duration(1), tick_);
-    }
-    // Ticks strictly before this reading; one at its instant follows it.
-    while (next_tick_ < ts) {
+void VirtualRun::deliver() {
+    for (const Transition& t : transitions_)
+        listener_.on_transition(t);
+    transitions_.clear();
+}
+
+void VirtualRun::step_to(WallTime t, bool ticks_at_t) {
+    for (;;) {
+        // A timer due at the same instant as the tick runs first.
+        const std::optional<WallTime> timer = listener_.next_timer();
+        if (timer && *timer <= next_tick_ && *timer <= t) {
+            move_clock_to(*timer);
+            listener_.on_timer(clock_->wall());
+            continue;
+        }
+        if (next_tick_ > t || (next_tick_ == t && !ticks_at_t)) break;
         move_clock_to(next_tick_);
-        transitions_.clear();
         engine_->on_tick(clock_->monotonic(), clock_->wall(), transitions_);
-        for (const Transition& t : transitions_)
-            out_ << transition_json(t) << '\n';
+        deliver();
         next_tick_ += tick_;
     }
-    move_clock_to(ts);
+    move_clock_to(t);
+}
+
+void VirtualRun::reading(WallTime ts, std::string sensor, Value value) {
+    if (!clock_) start(ts);
+    step_to(ts, false);
     Reading r;
-    r.sensor = sensor;
+    r.sensor = std::move(sensor);
     r.value = std::move(value);
     r.ts = clock_->wall();
     r.mono = clock_->monotonic();
-    transitions_.clear();
     engine_->on_reading(r, transitions_);
-    for (const Transition& t : transitions_)
-        out_ << transition_json(t) << '\n';
+    deliver();
+}
+
+void VirtualRun::run_until(WallTime t) {
+    if (!clock_) start(t);
+    step_to(t, true);
+}
+
+Replayer::Replayer(std::shared_ptr<const RuleSet> rules, milliseconds tick, std::ostream& out)
+    : out_(out),
+      run_(
+          std::move(rules), tick,
+          [] {
+              EngineOptions o;
+              o.render_actions = false;
+              return o;
+          }(),
+          *this) {}
+
+Replayer::~Replayer() = default;
+
+void Replayer::on_transition(const Transition& t) {
+    out_ << transition_json(t) << '\n';
 }
 
 void Replayer::finish() {
-    if (!clock_) return;
-    const WallTime last = clock_->wall();
-    while (next_tick_ <= last) {
-        move_clock_to(next_tick_);
-        transitions_.clear();
-        engine_->on_tick(clock_->monotonic(), clock_->wall(), transitions_);
-        for (const Transition& t : transitions_)
-            out_ << transition_json(t) << '\n';
-        next_tick_ += tick_;
-    }
+    if (run_.started()) run_.run_until(run_.now());
     out_.flush();
 }
 
@@ -191,7 +225,7 @@ bool Replayer::feed(std::istream& in, const std::string& name, std::ostream& err
             bad("reading without a 'value' (number, boolean or string)");
             continue;
         }
-        reading(*ts, source->get<std::string>(), std::move(value));
+        run_.reading(*ts, source->get<std::string>(), std::move(value));
     }
     return ok;
 }

@@ -12,16 +12,72 @@
 #include <string>
 #include <string_view>
 
+#include <vector>
+
 #include "core/clock.h"
 #include "rules/engine.h"
 
 namespace tg::rules {
 
-class Replayer {
+// An Engine on a VirtualClock, stepped as SPEC §5.3 defines: readings in
+// order, ticks at every multiple of `tick` since the Unix epoch, a reading at
+// the same instant as a tick before that tick. `tidegate replay` and
+// `tidegate test` both run on it, so they step exactly alike. The listener
+// hears every transition and may keep timers of its own (the switch-backs of
+// timed outputs), which run before a tick or reading at the same instant, as
+// the daemon runs due switch-backs before its tick.
+class VirtualRun {
+  public:
+    class Listener {
+      public:
+        virtual ~Listener() = default;
+        virtual void on_transition(const Transition& t) = 0;
+        // The listener's earliest timer, if any.
+        virtual std::optional<WallTime> next_timer() const { return std::nullopt; }
+        // Called with the clock at a time next_timer() gave.
+        virtual void on_timer(WallTime now) { (void)now; }
+    };
+
+    VirtualRun(std::shared_ptr<const RuleSet> rules, std::chrono::milliseconds tick,
+               EngineOptions options, Listener& listener);
+    ~VirtualRun();
+
+    // Starts the clock at `t` (age() counts from here; the first tick falls
+    // at the first multiple of the tick at or after `t`). The first reading
+    // starts it when this was not called.
+    void start(WallTime t);
+    bool started() const { return clock_ != nullptr; }
+    // Timers and ticks before `ts`, timers at `ts`, then the reading. A `ts`
+    // before the clock's time counts as now.
+    void reading(WallTime ts, std::string sensor, Value value);
+    // Timers and ticks up to and including `t`.
+    void run_until(WallTime t);
+    WallTime now() const;
+    const Engine& engine() const { return *engine_; }
+
+  private:
+    // Steps through timers and ticks before `t` (at `t` too when
+    // `ticks_at_t`; timers at `t` always), then moves the clock to `t`.
+    void step_to(WallTime t, bool ticks_at_t);
+    void move_clock_to(WallTime t);
+    void deliver();
+
+    std::shared_ptr<const RuleSet> rules_;
+    std::chrono::milliseconds tick_;
+    EngineOptions options_;
+    Listener& listener_;
+    std::unique_ptr<VirtualClock> clock_;
+    std::unique_ptr<Engine> engine_;
+    WallTime next_tick_{};
+    std::vector<Transition> transitions_;
+};
+
+// `tidegate replay`: one JSON line per transition (transition_json).
+class Replayer final : private VirtualRun::Listener {
   public:
     Replayer(std::shared_ptr<const RuleSet> rules, std::chrono::milliseconds tick,
              std::ostream& out);
-    ~Replayer();
+    ~Replayer() override;
 
     // Reads envelope lines from `in` (`name` is used in messages); several
     // inputs may be fed in order. Lines whose `type` is not `reading` are
@@ -32,16 +88,10 @@ class Replayer {
     void finish();
 
   private:
-    void reading(WallTime ts, const std::string& sensor, Value value);
-    void move_clock_to(WallTime t);
+    void on_transition(const Transition& t) override;
 
-    std::shared_ptr<const RuleSet> rules_;
-    std::chrono::milliseconds tick_;
     std::ostream& out_;
-    std::unique_ptr<VirtualClock> clock_;
-    std::unique_ptr<Engine> engine_;
-    WallTime next_tick_{};
-    std::vector<Transition> transitions_;
+    VirtualRun run_;
 };
 
 // Replays one input; returns the exit code (0, or 1 when a line was invalid).
