@@ -12,11 +12,14 @@
 #include <thread>
 
 #include "config.h"
+#include "core/file_read.h"
 #include "core/log.h"
 #include "gateway.h"
 #include "outbox.h"
 #include "rule_files.h"
+#include "rule_tests.h"
 #include "rules/replay.h"
+#include "rules/rule_test.h"
 
 namespace tg {
 namespace {
@@ -55,6 +58,13 @@ std::string build_info() {
     return s;
 }
 
+// A regular file whose YAML has a top-level `tests:` key.
+bool is_rule_test_file(const std::string& path) {
+    std::string text, why;
+    return read_regular_file(path, kMaxConfigFileBytes, text, why) &&
+           rules::is_rule_test_text(text);
+}
+
 int cmd_check(const CliArgs& a) {
     // Every problem of every file in one run (SPEC §1): config first, then rules.
     Diagnostics out;
@@ -73,11 +83,22 @@ int cmd_check(const CliArgs& a) {
             out.add(d);
     }
     if (!a.paths.empty()) {
-        // Files named on the command line; names are verified only against a config.
+        // Files named on the command line; names are verified only against a
+        // config. Rule test files (a top-level `tests:`) are read as such.
+        std::vector<std::string> rule_paths, test_files;
+        for (const std::string& p : a.paths)
+            (is_rule_test_file(p) ? test_files : rule_paths).push_back(p);
         rules::CheckOptions opts = cfg ? rule_check_options(*cfg) : rules::CheckOptions{};
-        const Diagnostics found = rules::check_rule_paths(a.paths, opts);
-        for (const SourceError& d : found.items())
-            out.add(d);
+        if (!rule_paths.empty()) {
+            const Diagnostics found = rules::check_rule_paths(rule_paths, opts);
+            for (const SourceError& d : found.items())
+                out.add(d);
+        }
+        if (!test_files.empty()) {
+            const rules::RuleTestContext context = rule_test_context(cfg ? &*cfg : nullptr, {});
+            for (const std::string& f : test_files)
+                rules::read_rule_test_file(f, context, out);
+        }
     } else if (cfg) {
         Diagnostics warnings;
         rules::CompileResult res = load_rule_files(*cfg, &warnings);
@@ -149,6 +170,24 @@ int cmd_replay(const CliArgs& a) {
     replayer.finish();
     std::cout.flush();
     return ok ? 0 : 1;
+}
+
+int cmd_test(const CliArgs& a) {
+    if (a.paths.empty()) {
+        std::fprintf(stderr,
+                     "tidegate: test needs one or more TESTFILEs\nTry 'tidegate --help'.\n");
+        return 2;
+    }
+    std::optional<Config> cfg;
+    if (a.config) {
+        try {
+            cfg = load_config(*a.config);
+        } catch (const LoadError& e) {
+            print_diagnostics(e.diagnostics(), stdout);
+            return 1;
+        }
+    }
+    return run_rule_test_files(a.paths, cfg ? &*cfg : nullptr, a.rules, a.junit);
 }
 
 int cmd_run(const CliArgs& a) {
@@ -231,6 +270,9 @@ std::string usage_text() {
            "       tidegate replay [-c FILE] [--rules PATH]... [EVENTS...]\n"
            "                                  run the rules over recorded events (files, a\n"
            "                                  journal folder, or - for standard input)\n"
+           "       tidegate test [-c FILE] [--rules PATH]... [--junit FILE] TESTFILE...\n"
+           "                                  run rule tests (readings at virtual times,\n"
+           "                                  expected transitions and actions)\n"
            "       tidegate version                                print version and build info\n"
            "\n"
            "  -c, --config FILE   configuration file (default " +
@@ -254,12 +296,15 @@ std::variant<CliArgs, CliError> parse_cli(const std::vector<std::string>& args) 
             out.command = CliArgs::Command::Check;
         else if (c == "replay")
             out.command = CliArgs::Command::Replay;
+        else if (c == "test")
+            out.command = CliArgs::Command::Test;
         else if (c == "version")
             out.command = CliArgs::Command::Version;
         else if (c == "help")
             out.command = CliArgs::Command::Help;
         else
-            return CliError{"unknown command '" + c + "' (expected run, check, replay or version)"};
+            return CliError{"unknown command '" + c +
+                            "' (expected run, check, replay, test or version)"};
         have_command = true;
         i = 1;
     }
@@ -279,7 +324,16 @@ std::variant<CliArgs, CliError> parse_cli(const std::vector<std::string>& args) 
             out.config = *inline_value;
             continue;
         }
-        if (out.command == CliArgs::Command::Replay && takes_value(a, "--rules", inline_value)) {
+        if (out.command == CliArgs::Command::Test && takes_value(a, "--junit", inline_value)) {
+            if (!inline_value) {
+                if (i + 1 >= args.size()) return CliError{"option --junit needs a FILE"};
+                inline_value = args[++i];
+            }
+            out.junit = *inline_value;
+            continue;
+        }
+        if ((out.command == CliArgs::Command::Replay || out.command == CliArgs::Command::Test) &&
+            takes_value(a, "--rules", inline_value)) {
             if (!inline_value) {
                 if (i + 1 >= args.size()) return CliError{"option --rules needs a PATH"};
                 inline_value = args[++i];
@@ -300,7 +354,8 @@ std::variant<CliArgs, CliError> parse_cli(const std::vector<std::string>& args) 
             continue;
         }
         if (!a.empty() && a[0] == '-' && a != "-") return CliError{"unknown option '" + a + "'"};
-        if (out.command == CliArgs::Command::Check || out.command == CliArgs::Command::Replay) {
+        if (out.command == CliArgs::Command::Check || out.command == CliArgs::Command::Replay ||
+            out.command == CliArgs::Command::Test) {
             out.paths.push_back(a);
             continue;
         }
@@ -328,6 +383,8 @@ int run_cli(const std::vector<std::string>& args) {
             return cmd_check(a);
         case CliArgs::Command::Replay:
             return cmd_replay(a);
+        case CliArgs::Command::Test:
+            return cmd_test(a);
         case CliArgs::Command::Run:
             return cmd_run(a);
     }

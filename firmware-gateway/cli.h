@@ -1,4 +1,4 @@
-// The command line of SPEC §1: tidegate [run|check|version] with -c and
+// The command line of SPEC §1: tidegate [run|check|replay|test|version] with -c and
 // --log-level. Parsing is separate from running so it can be tested.
 #pragma once
 
@@ -12,11 +12,12 @@ namespace tg {
 inline constexpr const char* kDefaultConfig = "/etc/tidegate/tidegate.yaml";
 
 struct CliArgs {
-    enum class Command { Run, Check, Replay, Version, Help } command = Command::Run;
+    enum class Command { Run, Check, Replay, Test, Version, Help } command = Command::Run;
     std::optional<std::string> config;  // -c FILE
     std::string log_level = "info";
-    std::vector<std::string> paths;  // check PATH..., replay EVENTS...
-    std::vector<std::string> rules;  // replay --rules PATH
+    std::vector<std::string> paths;    // check PATH..., replay EVENTS..., test TESTFILE...
+    std::vector<std::string> rules;    // replay/test --rules PATH
+    std::optional<std::string> junit;  // test --junit FILE
 };
 
 struct CliError {

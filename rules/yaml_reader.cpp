@@ -34,9 +34,8 @@ const YamlEntry* find_entry(const std::vector<YamlEntry>& es, std::string_view k
     return nullptr;
 }
 
-std::string shown(std::string_view s) {
-    constexpr std::size_t kMax = 80;
-    const std::size_t end = utf8_cut(s, kMax);
+std::string shown(std::string_view s, std::size_t max_bytes) {
+    const std::size_t end = utf8_cut(s, max_bytes);
     std::string out;
     for (std::size_t i = 0; i < end; ++i) {
         const auto c = static_cast<unsigned char>(s[i]);

@@ -32,9 +32,9 @@ struct YamlEntry {
 const YamlEntry* find_entry(const std::vector<YamlEntry>& es, std::string_view key);
 
 // A user's value as messages quote it: control characters escaped (a NUL
-// would end the message line for many readers), cut after 80 bytes at a
+// would end the message line for many readers), cut after `max_bytes` at a
 // character boundary.
-std::string shown(std::string_view s);
+std::string shown(std::string_view s, std::size_t max_bytes = 80);
 // "a map", "a list", "'text'" or "nothing", for "expected X, got Y".
 std::string describe(const YAML::Node& n);
 
