@@ -34,8 +34,14 @@ install(DIRECTORY DESTINATION ${_tg_etc}/rules.d)
 if(TIDEGATE_EXAMPLE_RULES)
     install(FILES ${TIDEGATE_EXAMPLE_RULES} DESTINATION ${_tg_etc}/rules.d)
 endif()
+file(GLOB TIDEGATE_DOC_RULE_TESTS CONFIGURE_DEPENDS
+     ${PROJECT_SOURCE_DIR}/rules/examples/tests/*.yaml)
 if(TIDEGATE_DOC_RULES)
     install(FILES ${TIDEGATE_DOC_RULES} DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/rules)
+endif()
+# Their tests, next to them as in the source tree (`rules: [../door.yaml]`).
+if(TIDEGATE_DOC_RULE_TESTS)
+    install(FILES ${TIDEGATE_DOC_RULE_TESTS} DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/rules/tests)
 endif()
 
 install(FILES ${CMAKE_CURRENT_LIST_DIR}/tidegate.service DESTINATION ${TIDEGATE_SYSTEMD_UNITDIR})
