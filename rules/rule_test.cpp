@@ -55,6 +55,14 @@ std::string_view kind_word(TestEventKind k) {
     return "?";
 }
 
+// Plain text that can only have been meant as a number (1e999, 1.2.3):
+// reading it as text would hide the slip.
+bool looks_numeric(std::string_view s) {
+    if (!s.empty() && (s.front() == '+' || s.front() == '-')) s.remove_prefix(1);
+    if (s.empty() || !((s.front() >= '0' && s.front() <= '9') || s.front() == '.')) return false;
+    return s.find_first_not_of("0123456789.eE+-_") == std::string_view::npos;
+}
+
 // Reads one test file: the top-level keys, then (with the rules loaded) its
 // tests, whose sensor, rule and output names are checked against them.
 class TestFileReader {
@@ -303,8 +311,8 @@ std::optional<Value> TestFileReader::reading_value(const YamlEntry& e, const std
     const bool quoted = e.value.Tag() == "!";
     if (type == ValueType::Number || (!type && !quoted)) {
         if (auto d = as_number(e.value, why)) return Value(*d);
-        if (type) {
-            yaml_.error(yaml_.value_pos(e), label + " is a number sensor: " + why);
+        if (type || looks_numeric(e.value.Scalar())) {
+            yaml_.error(yaml_.value_pos(e), label + (type ? " is a number sensor: " : ": ") + why);
             return std::nullopt;
         }
     }
