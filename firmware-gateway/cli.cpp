@@ -20,6 +20,7 @@
 #include "rule_tests.h"
 #include "rules/replay.h"
 #include "rules/rule_test.h"
+#include "rules/yaml_reader.h"
 
 namespace tg {
 namespace {
@@ -139,8 +140,18 @@ int cmd_replay(const CliArgs& a) {
         print_diagnostics(res.diagnostics, stderr);
         return 1;
     }
+    if (a.explain && !res.rules->find(*a.explain)) {
+        std::vector<std::string> names;
+        for (const rules::Rule& r : res.rules->rules())
+            names.push_back(r.name);
+        const std::string hint = closest_match(*a.explain, names);
+        std::fprintf(stderr, "tidegate: replay --explain: no rule named '%s'%s\n",
+                     rules::shown(*a.explain).c_str(),
+                     hint.empty() ? "" : (" (did you mean '" + hint + "'?)").c_str());
+        return 2;
+    }
     const std::chrono::milliseconds tick = cfg ? cfg->rules.tick : std::chrono::milliseconds(1000);
-    rules::Replayer replayer(res.rules, tick, std::cout);
+    rules::Replayer replayer(res.rules, tick, std::cout, a.explain.value_or(""));
     bool ok = true;
     std::vector<std::string> inputs = a.paths;
     if (inputs.empty()) inputs.push_back("-");
@@ -267,9 +278,10 @@ int cmd_run(const CliArgs& a) {
 std::string usage_text() {
     return "usage: tidegate [run] [-c FILE] [--log-level LEVEL]   run the gateway (default)\n"
            "       tidegate check [-c FILE] [PATH...]              validate config and rule files\n"
-           "       tidegate replay [-c FILE] [--rules PATH]... [EVENTS...]\n"
+           "       tidegate replay [-c FILE] [--rules PATH]... [--explain RULE] [EVENTS...]\n"
            "                                  run the rules over recorded events (files, a\n"
-           "                                  journal folder, or - for standard input)\n"
+           "                                  journal folder, or - for standard input);\n"
+           "                                  --explain shows why RULE did (not) fire\n"
            "       tidegate test [-c FILE] [--rules PATH]... [--junit FILE] TESTFILE...\n"
            "                                  run rule tests (readings at virtual times,\n"
            "                                  expected transitions and actions)\n"
@@ -322,6 +334,14 @@ std::variant<CliArgs, CliError> parse_cli(const std::vector<std::string>& args) 
                 inline_value = args[++i];
             }
             out.config = *inline_value;
+            continue;
+        }
+        if (out.command == CliArgs::Command::Replay && takes_value(a, "--explain", inline_value)) {
+            if (!inline_value) {
+                if (i + 1 >= args.size()) return CliError{"option --explain needs a RULE"};
+                inline_value = args[++i];
+            }
+            out.explain = *inline_value;
             continue;
         }
         if (out.command == CliArgs::Command::Test && takes_value(a, "--junit", inline_value)) {

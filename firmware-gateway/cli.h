@@ -15,9 +15,10 @@ struct CliArgs {
     enum class Command { Run, Check, Replay, Test, Version, Help } command = Command::Run;
     std::optional<std::string> config;  // -c FILE
     std::string log_level = "info";
-    std::vector<std::string> paths;    // check PATH..., replay EVENTS..., test TESTFILE...
-    std::vector<std::string> rules;    // replay/test --rules PATH
-    std::optional<std::string> junit;  // test --junit FILE
+    std::vector<std::string> paths;      // check PATH..., replay EVENTS..., test TESTFILE...
+    std::vector<std::string> rules;      // replay/test --rules PATH
+    std::optional<std::string> junit;    // test --junit FILE
+    std::optional<std::string> explain;  // replay --explain RULE
 };
 
 struct CliError {

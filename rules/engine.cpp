@@ -9,6 +9,7 @@
 #include <map>
 
 #include "core/json_writer.h"
+#include "rules/explain.h"
 
 namespace tg::rules {
 namespace {
@@ -111,6 +112,10 @@ void Engine::build_indices() {
     windows_by_sensor_.assign(sensors_.size(), {});
     tick_rules_.clear();
     const auto& rules = set_->rules();
+    explain_index_ = SIZE_MAX;
+    for (std::size_t i = 0; options_.explain && i < rules.size(); ++i) {
+        if (rules[i].name == options_.explain_rule) explain_index_ = i;
+    }
     for (std::size_t i = 0; i < rules.size(); ++i) {
         for (std::uint32_t s : rules[i].sensors) {
             rules_by_sensor_[s].push_back(static_cast<std::uint32_t>(i));
@@ -181,6 +186,11 @@ std::vector<Transition> Engine::on_tick(MonoTime mono, WallTime wall) {
 
 void Engine::on_tick(MonoTime mono, WallTime wall, std::vector<Transition>& out) {
     const std::int64_t now = advance(mono);
+    in_tick_ = true;
+    struct TickEnd {
+        bool& flag;
+        ~TickEnd() { flag = false; }
+    } tick_end{in_tick_};
     const auto& rules = set_->rules();
     for (std::uint32_t i : tick_rules_) {
         const Rule& rule = rules[i];
@@ -199,8 +209,42 @@ bool Engine::in_cooldown(const Rule& rule, const Runtime& st, std::int64_t now) 
            now < st.last_firing + ms_to_ns(rule.cooldown);
 }
 
+void Engine::evaluate_explained(std::size_t i, std::int64_t now, WallTime wall,
+                                std::vector<Transition>& out) {
+    const Rule& rule = set_->rules()[i];
+    Runtime& st = states_[i];
+    EvalEnv env{sensors_.data(), windows_.data(), now, start_ns_, nullptr};
+    Explanation e;
+    e.rule = rule.name;
+    e.ts = wall;
+    e.by_tick = in_tick_;
+    e.before = st.state;
+    const bool firing = st.state == RuleState::Firing;
+    const Program& condition = firing && rule.clear_when ? *rule.clear_when : rule.when;
+    e.condition_key = firing && rule.clear_when ? "clear_when" : "when";
+    e.condition = explain_condition(condition, env, sensor_names_, set_->windows());
+    explaining_ = true;
+    evaluate(i, now, wall, out);
+    explaining_ = false;
+    e.after = st.state;
+    e.for_duration = rule.for_duration;
+    if (st.state == RuleState::Pending ||
+        (st.state == RuleState::Firing && e.before != RuleState::Firing)) {
+        e.pending_for = std::chrono::milliseconds((now - st.since) / 1'000'000);
+    }
+    if (in_cooldown(rule, st, now)) {
+        e.cooldown_left = std::chrono::milliseconds(
+            (st.last_firing + ms_to_ns(rule.cooldown) - now + 999'999) / 1'000'000);
+    }
+    options_.explain(e);
+}
+
 void Engine::evaluate(std::size_t i, std::int64_t now, WallTime wall,
                       std::vector<Transition>& out) {
+    if (i == explain_index_ && !explaining_) [[unlikely]] {
+        evaluate_explained(i, now, wall, out);
+        return;
+    }
     const Rule& rule = set_->rules()[i];
     Runtime& st = states_[i];
     EvalEnv env{sensors_.data(), windows_.data(), now, start_ns_, nullptr};

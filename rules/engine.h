@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -110,12 +111,36 @@ std::string state_to_json(const EngineState& s);
 // nullopt with `why` set when the text is not a state file of this format.
 std::optional<EngineState> state_from_json(std::string_view text, std::string* why = nullptr);
 
+// One evaluation of the rule EngineOptions::explain_rule names: its state
+// before and after, the condition it looked at with the values it saw
+// (explain_condition), and where its timers stood.
+struct Explanation {
+    std::string rule;
+    WallTime ts;
+    bool by_tick = false;  // a tick evaluated it, not a reading
+    RuleState before = RuleState::Idle;
+    RuleState after = RuleState::Idle;
+    // "when" while idle or pending; while firing what clears it:
+    // "clear_when", or "when" (which clears by being false).
+    std::string condition_key;
+    std::string condition;
+    std::chrono::milliseconds for_duration{0};
+    std::optional<std::chrono::milliseconds>
+        pending_for;  // now - since, while pending or on firing
+    std::optional<std::chrono::milliseconds> cooldown_left;
+};
+using ExplainSink = std::function<void(const Explanation&)>;
+
 struct EngineOptions {
     std::string gateway;  // {{gateway}} in templates
     // age() of a sensor with no reading yet counts from here; default: the
     // time of the first call (replay: the first event).
     std::optional<MonoTime> start;
     bool render_actions = true;  // replay turns this off
+    // `tidegate replay --explain RULE`: every evaluation of that rule is
+    // described to `explain` (not on the daemon's path: it sets neither).
+    std::string explain_rule;
+    ExplainSink explain;
 };
 
 class Engine {
@@ -176,6 +201,10 @@ class Engine {
     Transition make_transition(const Rule& rule, TransitionKind kind, std::int64_t now,
                                WallTime wall);
     std::string render(const Template& t, EvalEnv& env) const;
+    // evaluate() of the explained rule, described to options_.explain.
+    [[gnu::noinline, gnu::cold]] void evaluate_explained(std::size_t i, std::int64_t now,
+                                                         WallTime wall,
+                                                         std::vector<Transition>& out);
 
     std::shared_ptr<const RuleSet> set_;
     EngineOptions options_;
@@ -191,6 +220,9 @@ class Engine {
     bool started_ = false;
     std::int64_t start_ns_ = 0;
     std::uint64_t generation_ = 0;
+    std::size_t explain_index_ = SIZE_MAX;  // none
+    bool explaining_ = false;
+    bool in_tick_ = false;
 };
 
 // The first multiple of `tick` since the Unix epoch strictly after `t`.

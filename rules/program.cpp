@@ -777,6 +777,11 @@ Val evaluate_general(const Program& program, EvalEnv& env) {
     return eval(program, program.root, env);
 }
 
+Val evaluate_at(const Program& program, std::uint32_t at, EvalEnv& env) {
+    if (at >= program.code.size()) return Val::missing();
+    return eval(program, at, env);
+}
+
 std::string render_text(const Val& v) {
     switch (v.kind) {
         case Val::Kind::Missing:

@@ -212,6 +212,8 @@ struct EvalEnv {
 
 // Walks the instructions; evaluate_program below takes the short cuts first.
 Val evaluate_general(const Program& program, EvalEnv& env);
+// The value of the sub-expression at instruction `at` (explanations).
+Val evaluate_at(const Program& program, std::uint32_t at, EvalEnv& env);
 
 // Inline so that the common one-sensor rules cost a compare, not a call.
 [[gnu::always_inline]] inline Val evaluate_program(const Program& program, EvalEnv& env) {

@@ -4,8 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+
 #include <istream>
 #include <ostream>
+#include "core/units.h"
 
 namespace tg::rules {
 namespace {
@@ -145,16 +147,48 @@ void VirtualRun::run_until(WallTime t) {
     step_to(t, true);
 }
 
-Replayer::Replayer(std::shared_ptr<const RuleSet> rules, milliseconds tick, std::ostream& out)
+std::string explanation_text(const Explanation& e) {
+    std::string s =
+        format_rfc3339_ms(e.ts) + " " + e.rule + " " + std::string(rule_state_name(e.before));
+    if (e.after != e.before) s += " -> " + std::string(rule_state_name(e.after));
+    s += e.by_tick ? " (tick): " : " (reading): ";
+    s += e.condition_key + " " + e.condition;
+    if (e.for_duration.count() > 0 && e.pending_for) {
+        s += "; for " + format_duration(e.for_duration) + ": " + format_duration(*e.pending_for) +
+             " elapsed";
+    }
+    if (e.cooldown_left && e.after != RuleState::Firing)
+        s += "; cooldown: " + format_duration(*e.cooldown_left) + " left";
+    return s;
+}
+
+namespace {
+
+EngineOptions replay_options(std::string explain_rule, std::ostream& out) {
+    EngineOptions o;
+    o.render_actions = false;
+    if (!explain_rule.empty()) {
+        o.explain_rule = std::move(explain_rule);
+        // Ticks are shown when they change the state, or when the cooldown
+        // first holds back a firing that is due (then not again until it
+        // has let go).
+        o.explain = [&out, held_shown = false](const Explanation& e) mutable {
+            const bool held = e.after == RuleState::Pending && e.cooldown_left &&
+                              e.pending_for && *e.pending_for >= e.for_duration;
+            if (e.before != e.after || !e.by_tick || (held && !held_shown))
+                out << explanation_text(e) << '\n';
+            held_shown = held;
+        };
+    }
+    return o;
+}
+
+}  // namespace
+
+Replayer::Replayer(std::shared_ptr<const RuleSet> rules, milliseconds tick, std::ostream& out,
+                   std::string explain_rule)
     : out_(out),
-      run_(
-          std::move(rules), tick,
-          [] {
-              EngineOptions o;
-              o.render_actions = false;
-              return o;
-          }(),
-          *this) {}
+      run_(std::move(rules), tick, replay_options(std::move(explain_rule), out), *this) {}
 
 Replayer::~Replayer() = default;
 

@@ -75,8 +75,11 @@ class VirtualRun {
 // `tidegate replay`: one JSON line per transition (transition_json).
 class Replayer final : private VirtualRun::Listener {
   public:
+    // With `explain_rule`, every evaluation of that rule triggered by a
+    // reading, and every one that changed its state, is also printed as an
+    // explanation_text line (between the transitions' JSON lines).
     Replayer(std::shared_ptr<const RuleSet> rules, std::chrono::milliseconds tick,
-             std::ostream& out);
+             std::ostream& out, std::string explain_rule = {});
     ~Replayer() override;
 
     // Reads envelope lines from `in` (`name` is used in messages); several
@@ -93,6 +96,12 @@ class Replayer final : private VirtualRun::Listener {
     std::ostream& out_;
     VirtualRun run_;
 };
+
+// One line of `replay --explain`:
+//   2026-11-26T17:19:53.000Z greenhouse_too_hot pending -> firing (tick):
+//   when greenhouse.temp > 30: 31.4 > 30 = true; for 2m: 2m elapsed
+// (on one line), with "; cooldown: 3m left" while in cooldown.
+std::string explanation_text(const Explanation& e);
 
 // Replays one input; returns the exit code (0, or 1 when a line was invalid).
 int replay(std::istream& in, const std::string& name, const RuleSet& rules,

@@ -194,3 +194,31 @@ def test_shipped_example_tests_pass(tidegate_bin):
     r = run_cli(tidegate_bin, "test", *files)
     assert r.returncode == 0, r.stdout
     assert re.search(r"^\d+ passed, 0 failed$", r.stdout, re.M), r.stdout
+
+
+def test_replay_explain(tidegate_bin, tmp_path):
+    write_files(tmp_path)
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"type":"reading","source":"t","ts":"2026-01-01T00:00:00Z","value":31}\n'
+        '{"type":"reading","source":"t","ts":"2026-01-01T00:00:50Z","value":32}\n'
+        '{"type":"reading","source":"t","ts":"2026-01-01T00:01:30Z","value":20}\n')
+    r = run_cli(tidegate_bin, "replay", "--rules", str(tmp_path / "rules.yaml"),
+                "--explain", "hot", str(events))
+    assert r.returncode == 0, r
+    assert r.stdout.splitlines() == [
+        "2026-01-01T00:00:00.000Z hot idle -> pending (reading): when t > 30: 31 > 30 = true;"
+        " for 1m: 0s elapsed",
+        "2026-01-01T00:00:50.000Z hot pending (reading): when t > 30: 32 > 30 = true;"
+        " for 1m: 50s elapsed",
+        "2026-01-01T00:01:00.000Z hot pending -> firing (tick): when t > 30: 32 > 30 = true;"
+        " for 1m: 1m elapsed",
+        '{"ts":"2026-01-01T00:01:00.000Z","rule":"hot","transition":"fired","values":{"t":32}}',
+        "2026-01-01T00:01:30.000Z hot firing -> idle (reading): when t > 30: 20 > 30 = false",
+        '{"ts":"2026-01-01T00:01:30.000Z","rule":"hot","transition":"cleared","values":{"t":20}}',
+    ]
+    r = run_cli(tidegate_bin, "replay", "--rules", str(tmp_path / "rules.yaml"),
+                "--explain", "hto", str(events))
+    assert r.returncode == 2 and "no rule named 'hto' (did you mean 'hot'?)" in r.stderr, r
+    r = run_cli(tidegate_bin, "replay", "--rules", str(tmp_path / "rules.yaml"), "--explain")
+    assert r.returncode == 2, r

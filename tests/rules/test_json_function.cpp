@@ -155,7 +155,10 @@ TEST_CASE("a payload built with json() stays valid JSON through the engine", "[r
 )";
     const CompileResult r = compile_rules({{"r.yaml", text}}, CheckOptions{kCatalogue, {}});
     REQUIRE(r.rules);
-    Engine engine(r.rules, EngineOptions{"gw", MonoTime{}, true});
+    EngineOptions options;
+    options.gateway = "gw";
+    options.start = MonoTime{};
+    Engine engine(r.rules, options);
     std::vector<Transition> out;
     Reading t;
     t.sensor = "temp";
