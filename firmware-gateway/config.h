@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/breaker.h"
 #include "core/source_error.h"
 #include "core/value.h"
 #include "drivers/driver.h"
@@ -95,6 +96,7 @@ struct OutputConfig {
     std::string driver;
     drivers::Options options;
     bool remote = false;
+    BreakerSettings breaker;  // SPEC §11
     SourcePos pos;
 };
 

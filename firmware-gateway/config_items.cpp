@@ -9,6 +9,7 @@
 #include "config_schema.h"
 #include "core/units.h"
 #include "rules/program.h"
+#include "rules/rule_set.h"
 
 namespace tg {
 namespace {
@@ -408,6 +409,12 @@ std::vector<ConfigKey<OutputDraft>> make_output_keys() {
                   }),
         flag<O>("remote", "false", "true: may also be set from <prefix>/<id>/cmd/outputs/<name>",
                 [](O& d, bool v) { d.o.remote = v; }),
+        custom<O>("breaker", "{ failures: 5, open_for: 30s }",
+                  "circuit breaker: open after this many consecutive failures, for this long "
+                  "(doubling while it keeps failing, at most 10m)",
+                  [](ConfigReader& r, const YamlEntry& e, O& d) {
+                      if (auto b = rules::read_breaker_settings(r.yaml(), e)) d.o.breaker = *b;
+                  }),
     };
 }
 

@@ -29,6 +29,7 @@ class EventPublisher {
         std::uint64_t rules_fired = 0;
         std::uint64_t overload = 0;          // broker input shed (EventQueue's input lane full)
         std::uint64_t dropped_messages = 0;  // link's memory queue drops, as last reported
+        std::uint64_t circuit_open = 0;      // calls an open circuit breaker skipped
     };
 
     EventPublisher(const Config& cfg, std::string base, const Clock& clock, Outbox& outbox,

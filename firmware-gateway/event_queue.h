@@ -62,7 +62,9 @@ struct MqttDeliveryFailed {
 struct ExecFinished {
     std::string rule;
     bool ok = true;
-    std::string detail;  // what happened, for logs and dead letters
+    std::string detail;   // what happened, for logs and dead letters
+    std::string program;  // argv[0]: whose circuit breaker it was
+    bool counts = true;   // false: never ran, for no fault of the program's
 };
 struct StopRequest {
     int signal = 0;

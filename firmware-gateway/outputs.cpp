@@ -11,6 +11,7 @@ OutputBank::OutputBank(const std::vector<OutputConfig>& outputs, drivers::Output
         Slot s;
         s.output = info->create(oc.name, oc.options, env);
         s.remote = oc.remote;
+        s.breaker.configure(oc.breaker);
         // The state the output starts in, when its options say it.
         if (oc.options.has("initial")) {
             if (auto b = drivers::parse_on_off(oc.options.string("initial"))) s.state = *b;
@@ -19,15 +20,18 @@ OutputBank::OutputBank(const std::vector<OutputConfig>& outputs, drivers::Output
     }
 }
 
-std::vector<OutputReport> OutputBank::start() {
+std::vector<OutputReport> OutputBank::start(MonoTime now) {
     std::vector<OutputReport> reports;
     for (auto& [name, s] : outputs_) {
         try {
             s.output->start();
             s.started = true;
-            if (s.state) reports.push_back({name, OutputReport::Kind::Changed, *s.state, {}});
+            if (s.state) reports.push_back({name, OutputReport::Kind::Changed, *s.state, {}, {}});
         } catch (const std::exception& e) {
+            // A missing device counts against the breaker like a failed switch.
+            s.breaker.failed(now, e.what());
             reports.push_back(OutputReport::failed(name, e.what()));
+            reports.back().breaker = s.breaker.take_changes();
         }
     }
     return reports;
@@ -51,19 +55,37 @@ std::vector<std::string> OutputBank::remote_names() const {
     return names;
 }
 
-OutputReport OutputBank::apply(const std::string& name, Slot& s, bool on) {
-    try {
-        if (!s.started) {
-            s.output->start();  // a device that was missing at start
-            s.started = true;
+OutputReport OutputBank::apply(const std::string& name, Slot& s, bool on, MonoTime now) {
+    OutputReport r;
+    if (!s.breaker.allow(now)) {
+        r = {name,
+             OutputReport::Kind::Skipped,
+             on,
+             "circuit breaker open (" + std::to_string(s.breaker.failures()) +
+                 " consecutive failures, last: " + s.breaker.detail() + ")",
+             {}};
+    } else {
+        try {
+            if (!s.started) {
+                s.output->start();  // a device that was missing at start
+                s.started = true;
+            }
+            s.output->set(on);
+            s.breaker.succeeded();
+            const bool changed = !s.state || *s.state != on;
+            s.state = on;
+            r = {name,
+                 changed ? OutputReport::Kind::Changed : OutputReport::Kind::Unchanged,
+                 on,
+                 {},
+                 {}};
+        } catch (const std::exception& e) {
+            s.breaker.failed(now, e.what());
+            r = OutputReport::failed(name, e.what());
         }
-        s.output->set(on);
-    } catch (const std::exception& e) {
-        return OutputReport::failed(name, e.what());
     }
-    const bool changed = !s.state || *s.state != on;
-    s.state = on;
-    return {name, changed ? OutputReport::Kind::Changed : OutputReport::Kind::Unchanged, on, {}};
+    r.breaker = s.breaker.take_changes();
+    return r;
 }
 
 OutputReport OutputBank::set(const std::string& name, bool on,
@@ -73,8 +95,9 @@ OutputReport OutputBank::set(const std::string& name, bool on,
         return OutputReport::failed(name, "no output of that name is configured");
     Slot& s = it->second;
     s.revert_at.reset();
-    OutputReport r = apply(name, s, on);
-    if (r.kind != OutputReport::Kind::Failed && hold) {
+    OutputReport r = apply(name, s, on, now);
+    if ((r.kind == OutputReport::Kind::Changed || r.kind == OutputReport::Kind::Unchanged) &&
+        hold) {
         s.revert_at = now + *hold;
         s.revert_to = !on;
     }
@@ -94,7 +117,7 @@ std::vector<OutputReport> OutputBank::on_timer(MonoTime now) {
     for (auto& [name, s] : outputs_) {
         if (s.revert_at && now >= *s.revert_at) {
             s.revert_at.reset();
-            reports.push_back(apply(name, s, s.revert_to));
+            reports.push_back(apply(name, s, s.revert_to, now));
         }
     }
     return reports;

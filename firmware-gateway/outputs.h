@@ -13,22 +13,26 @@
 #include <vector>
 
 #include "config.h"
+#include "core/breaker.h"
 #include "core/clock.h"
 #include "drivers/driver.h"
 
 namespace tg {
 
 // What one switch did, for the gateway to report: a real change becomes an
-// `output` event, a failure a dead letter, no change nothing.
+// `output` event, a failure a dead letter, no change nothing; a switch its
+// open circuit breaker skipped a `circuit_open` dead letter. The breaker's
+// changes of state (SPEC §11) come along, to be reported as `breaker` events.
 struct OutputReport {
-    enum class Kind { Unchanged, Changed, Failed };
+    enum class Kind { Unchanged, Changed, Failed, Skipped };
     std::string name;
     Kind kind = Kind::Unchanged;
     bool on = false;  // the state asked for (and, when Changed, now held)
-    std::string why;  // when Failed
+    std::string why;  // when Failed or Skipped
+    std::vector<BreakerChange> breaker;
 
     static OutputReport failed(std::string name, std::string why) {
-        return OutputReport{std::move(name), Kind::Failed, false, std::move(why)};
+        return OutputReport{std::move(name), Kind::Failed, false, std::move(why), {}};
     }
 };
 
@@ -39,7 +43,7 @@ class OutputBank {
     // Opens the devices and applies initial states: a Changed report for
     // each output whose initial state is known, a Failed one for a missing
     // device (retried at its next switch).
-    std::vector<OutputReport> start();
+    std::vector<OutputReport> start(MonoTime now);
     void stop();
 
     bool has(const std::string& name) const { return outputs_.count(name) != 0; }
@@ -63,8 +67,9 @@ class OutputBank {
         bool started = false;
         std::optional<MonoTime> revert_at;
         bool revert_to = false;
+        Breaker breaker;
     };
-    OutputReport apply(const std::string& name, Slot& s, bool on);
+    OutputReport apply(const std::string& name, Slot& s, bool on, MonoTime now);
 
     std::map<std::string, Slot> outputs_;
 };

@@ -43,7 +43,10 @@ RuleHost::RuleHost(const Config& cfg, std::string base, const Clock& clock, Even
     exec_ = std::make_unique<ExecRunner>([this](ExecResult r) {
         std::string detail = r.argv.empty() ? std::string() : r.argv.front() + ": ";
         detail += r.describe();
-        queue_.post_control(ExecFinished{r.rule, r.ok(), std::move(detail)});
+        // A run the queue refused or the shutdown stopped says nothing of the program.
+        const bool counts = !r.rejected && r.kind != drivers::ProcessOutcome::Kind::Stopped;
+        queue_.post_control(ExecFinished{r.rule, r.ok(), std::move(detail),
+                                         r.argv.empty() ? std::string() : r.argv.front(), counts});
     });
 }
 
@@ -99,7 +102,7 @@ void RuleHost::start_watcher_and_outputs() {
     watcher_ = std::make_unique<RuleWatcher>(cfg_.rules.paths,
                                              [this] { queue_.post_control(ReloadRequest{}); });
     watcher_->start();
-    for (const OutputReport& r : outputs_->start())
+    for (const OutputReport& r : outputs_->start(clock_.monotonic()))
         report_output(r, clock_.wall());
     for (const std::string& name : outputs_->remote_names()) {
         link_.subscribe(base_ + "/cmd/outputs/" + name, 1);
@@ -179,8 +182,50 @@ void RuleHost::report_output(const OutputReport& r, WallTime ts) {
         case OutputReport::Kind::Failed:
             events_.deadletter("output:" + r.name, "output_failed", r.why);
             break;
+        case OutputReport::Kind::Skipped:
+            ++events_.counters().circuit_open;
+            events_.deadletter(
+                "output:" + r.name, "circuit_open",
+                "switching " + std::string(r.on ? "on" : "off") + " skipped: " + r.why);
+            break;
         case OutputReport::Kind::Unchanged:
             break;
+    }
+    report_breaker("output/" + r.name, r.breaker, ts);
+}
+
+std::string RuleHost::exec_target(const std::string& program) {
+    // The program's file name, as one topic level of plain characters: a
+    // '+' or '#' in a topic would cost the connection.
+    const std::size_t slash = program.rfind('/');
+    std::string name = slash == std::string::npos ? program : program.substr(slash + 1);
+    for (char& c : name) {
+        const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+        if (!plain) c = '_';
+    }
+    if (name.empty()) name = "_";
+    return "exec/" + name;
+}
+
+void RuleHost::report_breaker(const std::string& target, const std::vector<BreakerChange>& changes,
+                              WallTime ts) {
+    for (const BreakerChange& c : changes) {
+        const std::string_view state = breaker_state_name(c.state);
+        if (c.state == BreakerState::Open) {
+            log_warn("breaker", target + " open after " + std::to_string(c.failures) +
+                                    " failure(s), last: " + loggable(c.detail));
+        } else {
+            log_info("breaker", target + " " + std::string(state));
+        }
+        const std::uint64_t seq = events_.next_seq();
+        JsonObject o = begin_envelope(cfg_.gateway.id, seq, "breaker", "breaker:" + target, ts);
+        o.field("value", state)
+            .field("target", std::string_view(target))
+            .field("failures", static_cast<std::uint64_t>(c.failures))
+            .field("detail", std::string_view(c.detail));
+        events_.append(outbox::Record{
+            seq, cfg_.mqtt.qos, {{base_ + "/breakers/" + target, true}}, std::move(o).finish()});
     }
 }
 
@@ -365,10 +410,35 @@ void RuleHost::run_exec(const std::string& rule, const rules::ExecAction& a) {
         events_.deadletter("rule:" + rule, "exec_failed", "empty program name");
         return;
     }
+    // Programs are literal in the rule files: one breaker each, a bounded map.
+    const std::string& program = a.argv.front();
+    Breaker& b = exec_breakers_[program];
+    b.configure(a.breaker.value_or(BreakerSettings{}));
+    const bool allowed = b.allow(clock_.monotonic());
+    const std::string target = exec_target(program);
+    report_breaker(target, b.take_changes(), clock_.wall());
+    if (!allowed) {
+        ++events_.counters().circuit_open;
+        events_.deadletter("rule:" + rule, "circuit_open",
+                           target + " not run: circuit breaker open (" +
+                               std::to_string(b.failures()) +
+                               " consecutive failures, last: " + b.detail() + ")");
+        return;
+    }
     exec_->run(rule, a.argv, a.timeout);
 }
 
 void RuleHost::on_exec_finished(const ExecFinished& e) {
+    if (const auto it = exec_breakers_.find(e.program); it != exec_breakers_.end()) {
+        Breaker& b = it->second;
+        if (!e.counts)
+            b.abandoned();
+        else if (e.ok)
+            b.succeeded();
+        else
+            b.failed(clock_.monotonic(), e.detail);
+        report_breaker(exec_target(e.program), b.take_changes(), clock_.wall());
+    }
     if (e.ok) {
         log_debug("rule", e.rule + ": exec " + e.detail);
         return;

@@ -22,6 +22,7 @@
 
 #include "background_writer.h"
 #include "config.h"
+#include "core/breaker.h"
 #include "core/clock.h"
 #include "core/reading.h"
 #include "event_publisher.h"
@@ -113,6 +114,11 @@ class RuleHost {
     void log_transition(const rules::Transition& t);
     void flush_transition_log(const std::string& rule, TransitionLogBudget& b);
     void run_action(const rules::Action& a, const std::string& rule);
+    // `breaker` events (SPEC §11) on <p>/breakers/<target>, retained.
+    void report_breaker(const std::string& target, const std::vector<BreakerChange>& changes,
+                        WallTime ts);
+    // "exec/<program's file name>".
+    static std::string exec_target(const std::string& program);
     void run_exec(const std::string& rule, const rules::ExecAction& a);
     void persist_rule_state(bool force);
 
@@ -154,6 +160,7 @@ class RuleHost {
     LinkEnv link_env_;
     std::unique_ptr<OutputBank> outputs_;
     std::unique_ptr<ExecRunner> exec_;
+    std::unordered_map<std::string, Breaker> exec_breakers_;  // by program path
     std::unique_ptr<RuleWatcher> watcher_;
 };
 

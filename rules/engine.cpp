@@ -319,6 +319,7 @@ Transition Engine::make_transition(const Rule& rule, TransitionKind kind, std::i
         } else if (const auto* x = std::get_if<ExecSpec>(&spec)) {
             ExecAction a;
             a.timeout = x->timeout;
+            a.breaker = x->breaker;
             for (const Template& arg : x->argv)
                 a.argv.push_back(render(arg, env));
             t.actions.emplace_back(std::move(a));

@@ -43,6 +43,7 @@ struct OutputAction {
 struct ExecAction {
     std::vector<std::string> argv;  // argv[0] is the program; no shell
     std::chrono::milliseconds timeout = kDefaultExecTimeout;
+    std::optional<BreakerSettings> breaker;  // as the action says; else the defaults
 };
 
 struct LogAction {

@@ -26,7 +26,7 @@ const std::vector<std::string> kRuleKeys{"name",     "description", "when",
 const std::vector<std::string> kActionKinds{"publish", "output", "exec", "log"};
 const std::vector<std::string> kPublishKeys{"topic", "payload", "qos", "retain"};
 const std::vector<std::string> kOutputKeys{"name", "value", "for"};
-const std::vector<std::string> kExecKeys{"argv", "timeout"};
+const std::vector<std::string> kExecKeys{"argv", "timeout", "breaker"};
 const std::vector<std::string> kSeverities{"info", "warning", "critical"};
 
 using Entry = YamlEntry;
@@ -669,6 +669,10 @@ std::optional<ActionSpec> RuleSetBuilder::exec(const Entry& e, const std::string
                 ok = false;
             }
         }
+        if (const Entry* b = find(es, "breaker")) {
+            x.breaker = read_breaker_settings(*yaml_, *b);
+            if (!x.breaker) ok = false;
+        }
         const Entry* a = find(es, "argv");
         if (!a) {
             error(key_pos(e), "exec: missing 'argv'");
@@ -715,6 +719,37 @@ CompileResult RuleSetBuilder::finish() {
     }
     result.diagnostics = std::move(diags_);
     return result;
+}
+
+std::optional<BreakerSettings> read_breaker_settings(YamlReader& yaml, const YamlEntry& e) {
+    const std::size_t errors_before = yaml.error_count();
+    BreakerSettings b;
+    if (!e.value.IsMap()) {
+        yaml.error(
+            yaml.value_pos(e),
+            "breaker: expected a map { failures: 5, open_for: 30s }, got " + describe(e.value));
+        return std::nullopt;
+    }
+    for (const YamlEntry& k : yaml.section(e, {"failures", "open_for"})) {
+        if (k.key == "failures") {
+            const auto n = yaml.get(k, "breaker: failures", as_integer);
+            if (n && (*n < 1 || *n > 1000))
+                yaml.error(yaml.value_pos(k),
+                           "breaker: failures: must be 1 to 1000, got " + std::to_string(*n));
+            else if (n)
+                b.failures = static_cast<unsigned>(*n);
+        } else {
+            const auto d = yaml.get(k, "breaker: open_for", as_duration);
+            if (d && (d->count() < 100 || *d > kMaxBreakerOpen))
+                yaml.error(yaml.value_pos(k), "breaker: open_for: must be 100ms to " +
+                                                  format_duration(kMaxBreakerOpen) + ", got " +
+                                                  format_duration(*d));
+            else if (d)
+                b.open_for = *d;
+        }
+    }
+    if (yaml.error_count() != errors_before) return std::nullopt;
+    return b;
 }
 
 CompileResult compile_rules(std::vector<RuleSource> sources, const CheckOptions& options) {

@@ -13,8 +13,10 @@
 #include <variant>
 #include <vector>
 
+#include "core/breaker.h"
 #include "core/source_error.h"
 #include "rules/program.h"
+#include "rules/yaml_reader.h"
 
 namespace tg::rules {
 
@@ -60,6 +62,7 @@ inline constexpr std::chrono::milliseconds kDefaultExecTimeout{10'000};
 struct ExecSpec {
     std::vector<Template> argv;
     std::chrono::milliseconds timeout = kDefaultExecTimeout;
+    std::optional<BreakerSettings> breaker;  // the program's circuit breaker (SPEC §11)
 };
 
 struct LogSpec {
@@ -126,6 +129,10 @@ struct CompileResult {
     std::shared_ptr<const RuleSet> rules;  // null when any error was found
     Diagnostics diagnostics;               // every problem of every file
 };
+
+// `breaker: { failures: 5, open_for: 30s }` (SPEC §11), of an output in the
+// config or an exec action in a rule file: nullopt after reporting a problem.
+std::optional<BreakerSettings> read_breaker_settings(YamlReader& yaml, const YamlEntry& e);
 
 // Parses, checks and compiles rule files. Sources are taken in path byte
 // order (a path given twice counts once).

@@ -48,7 +48,8 @@ void collect(const YAML::Node& map, const std::string& prefix,
         const std::string path =
             prefix.empty() ? kv.first.Scalar() : prefix + "." + kv.first.Scalar();
         out.emplace(path, kv.second);
-        if (kv.first.Scalar() == "options") continue;
+        // A breaker is one value (read by rules::read_breaker_settings, as in rule files).
+        if (kv.first.Scalar() == "options" || kv.first.Scalar() == "breaker") continue;
         if (kv.second.IsMap()) collect(kv.second, path, out);
         if (kv.second.IsSequence()) {
             for (const YAML::Node& item : kv.second) {
