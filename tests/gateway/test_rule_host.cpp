@@ -63,10 +63,11 @@ struct Host {
     RuleHost host;
     std::vector<outbox::Record> records;  // taken from the outbox so far, in seq order
 
-    Host(const std::string& rule_text, const std::string& fan_path)
+    Host(const std::string& rule_text, const std::string& fan_path,
+         BreakerSettings breaker = BreakerSettings{})
         : fan(dir.path() / fan_path),
           ob(watched_io()),
-          cfg(config(fan_path)),
+          cfg(config(fan_path, breaker)),
           link(cfg.mqtt, std::make_unique<ScriptedClient>(), cfg.topic_base() + "/status"),
           events(cfg, cfg.topic_base(), clock, ob.box, link),
           host(cfg, cfg.topic_base(), clock, queue, link, events, compile_or_fail(rule_text)) {
@@ -85,7 +86,7 @@ struct Host {
         return io;
     }
 
-    Config config(const std::string& fan_path) {
+    Config config(const std::string& fan_path, BreakerSettings breaker) {
         fs::create_directories(fan.parent_path());
         fs::create_directories(dir.path() / "rules.d");
         Config c;
@@ -99,6 +100,7 @@ struct Host {
         out.options = tg::test::make_output_options(
             "file", "{path: /" + fan_path +
                         ", on: '1', off: '0', initial: off, root: " + dir.path().string() + "}");
+        out.breaker = breaker;
         c.outputs.push_back(std::move(out));
         return c;
     }
@@ -286,4 +288,52 @@ TEST_CASE("rule host: an output that cannot be written gives a dead letter, no o
     REQUIRE(outputs.size() == 1);
     CHECK(outputs[0]["value"] == "off");
     CHECK(h.events.counters().deadletter == 1);
+}
+
+TEST_CASE("rule host: an output's circuit breaker opens, skips, and closes again once it works",
+          "[rule_host][breaker]") {
+    Host h(kHotRule, "relay/fan", BreakerSettings{2, 10s});
+    REQUIRE(h.on("p/gw/outputs/fan").size() == 1);
+    fs::remove_all(h.fan.parent_path());
+    const std::string topic = "p/gw/breakers/output/fan";
+
+    // Two failed switches in a row open the breaker.
+    h.feed_temp(35);  // fires: on fails
+    h.clock.advance(1s);
+    h.feed_temp(25);  // clears: off fails
+    auto br = h.on(topic);
+    REQUIRE(br.size() == 1);
+    CHECK(br[0]["type"] == "breaker");
+    CHECK(br[0]["value"] == "open");
+    CHECK(br[0]["target"] == "output/fan");
+    CHECK(br[0]["failures"] == 2);
+    CHECK(br[0]["source"] == "breaker:output/fan");
+    CHECK_THAT(br[0]["detail"].get<std::string>(), Catch::Contains("relay/fan"));
+
+    // While open, switches are not tried: skipped, counted, dead-lettered.
+    h.clock.advance(1s);
+    h.feed_temp(35);
+    CHECK(h.events.counters().circuit_open == 1);
+    bool skipped = false;
+    for (const auto& d : h.on("p/gw/deadletter")) {
+        if (d["reason"] == "circuit_open") {
+            skipped = true;
+            CHECK(d["source"] == "output:fan");
+            CHECK_THAT(d["detail"].get<std::string>(), Catch::Contains("switching on skipped"));
+        }
+    }
+    CHECK(skipped);
+    CHECK(h.on(topic).size() == 1);
+
+    // The device comes back; after open_for the next switch is the trial.
+    fs::create_directories(h.fan.parent_path());
+    h.clock.advance(10s);
+    h.feed_temp(25);
+    CHECK(file_text(h.fan) == "0");
+    br = h.on(topic);
+    REQUIRE(br.size() == 3);
+    CHECK(br[1]["value"] == "half_open");
+    CHECK(br[2]["value"] == "closed");
+    CHECK(br[2]["failures"] == 0);
+    CHECK(h.on("p/gw/outputs/fan").back()["value"] == "off");
 }
