@@ -144,6 +144,7 @@ std::string EventPublisher::metrics_json(MonoTime now, MonoTime started) const {
         .field("overload", counters_.overload)
         .field("dropped_messages", st.dropped)
         .field("circuit_open", counters_.circuit_open)
+        .field("sagas_skipped", counters_.sagas_skipped)
         .field("uptime_s",
                static_cast<std::uint64_t>(
                    std::chrono::duration_cast<std::chrono::seconds>(now - started).count()));

@@ -30,6 +30,7 @@ class EventPublisher {
         std::uint64_t overload = 0;          // broker input shed (EventQueue's input lane full)
         std::uint64_t dropped_messages = 0;  // link's memory queue drops, as last reported
         std::uint64_t circuit_open = 0;      // calls an open circuit breaker skipped
+        std::uint64_t sagas_skipped = 0;     // firings whose saga was still running
     };
 
     EventPublisher(const Config& cfg, std::string base, const Clock& clock, Outbox& outbox,

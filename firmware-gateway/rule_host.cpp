@@ -70,6 +70,7 @@ void RuleHost::start(MonoTime now) {
             transitions_.clear();
             transitions_ = engine_->import_state(*state, now, clock_.wall());
             react(transitions_);
+            handle_sagas();
             std::size_t firing = 0;
             for (const rules::RuleStateRecord& r : state->rules) {
                 if (r.state == rules::RuleState::Firing) ++firing;
@@ -90,6 +91,7 @@ void RuleHost::schedule_tick(MonoTime now) {
     for (const rules::Rule& r : engine_->rules().rules()) {
         if (r.uses_time || r.cooldown.count() > 0) ticking_ = true;
     }
+    if (engine_->sagas_running()) ticking_ = true;
     if (!ticking_) return;  // idle means asleep: no rule needs the clock
     // Ticks fall on multiples of rules.tick since the epoch (wall clock); the
     // wait itself is measured on the monotonic clock.
@@ -134,6 +136,7 @@ void RuleHost::run_ticks(MonoTime now) {
     transitions_.clear();
     engine_->on_tick(now, clock_.wall(), transitions_);
     react(transitions_);
+    handle_sagas();
     persist_rule_state(false);
     schedule_tick(now);
 }
@@ -145,9 +148,11 @@ void RuleHost::evaluate(const Reading& r) {
 }
 
 void RuleHost::conclude_reading() {
-    if (transitions_.empty()) return;
-    handle_transitions(transitions_);
-    persist_rule_state(false);
+    if (!transitions_.empty()) {
+        handle_transitions(transitions_);
+        persist_rule_state(false);
+    }
+    handle_sagas();
 }
 
 void RuleHost::react(std::vector<rules::Transition>& ts) {
@@ -300,9 +305,9 @@ void RuleHost::publish_rule_event(const rules::Transition& t) {
         seq, cfg_.mqtt.qos, {{base_ + "/rules/" + t.rule, true}}, std::move(o).finish()});
 }
 
-void RuleHost::run_action(const rules::Action& a, const std::string& rule) {
-    std::visit(
-        [&](const auto& act) {
+bool RuleHost::run_action(const rules::Action& a, const std::string& rule) {
+    return std::visit(
+        [&](const auto& act) -> bool {
             using T = std::decay_t<decltype(act)>;
             if constexpr (std::is_same_v<T, rules::PublishAction>) {
                 // A topic rendered from sensor text may be anything; one the
@@ -312,21 +317,71 @@ void RuleHost::run_action(const rules::Action& a, const std::string& rule) {
                     events_.deadletter(
                         "rule:" + rule, "bad_topic",
                         "publish topic " + bad->message + ": " + rules::show_topic(act.topic));
-                    return;
+                    return false;
                 }
                 // Not an event (no envelope, no seq): it waits in the link's
                 // memory queue while the broker is away.
                 link_.publish({act.topic, act.payload, act.qos, act.retain});
+                return true;
             } else if constexpr (std::is_same_v<T, rules::OutputAction>) {
-                report_output(outputs_->set(act.name, act.on, act.duration, clock_.monotonic()),
-                              clock_.wall());
+                const OutputReport r =
+                    outputs_->set(act.name, act.on, act.duration, clock_.monotonic());
+                report_output(r, clock_.wall());
+                return r.kind != OutputReport::Kind::Failed &&
+                       r.kind != OutputReport::Kind::Skipped;
             } else if constexpr (std::is_same_v<T, rules::ExecAction>) {
-                run_exec(rule, act);
-            } else if constexpr (std::is_same_v<T, rules::LogAction>) {
+                return run_exec(rule, act);
+            } else {
                 log_info("rule", rule + ": " + act.message);
+                return true;
             }
         },
         a);
+}
+
+void RuleHost::handle_sagas() {
+    if (!engine_) return;
+    bool any = false;
+    // A failed `do` action fails its step, which yields the compensation's
+    // events: a second round at most.
+    for (std::vector<rules::SagaEvent> es = engine_->take_saga_events(); !es.empty();
+         es = engine_->take_saga_events()) {
+        any = true;
+        for (const rules::SagaEvent& e : es) {
+            publish_saga_event(e);
+            bool failed = false;
+            for (const rules::Action& a : e.actions) {
+                if (!run_action(a, e.rule)) failed = true;
+                if (e.do_step && std::holds_alternative<rules::ExecAction>(a))
+                    saga_execs_[e.rule] = *e.do_step;
+            }
+            if (failed && e.do_step)
+                engine_->saga_action_failed(e.rule, *e.do_step, clock_.monotonic(), clock_.wall());
+        }
+    }
+    if (!any) return;
+    events_.counters().sagas_skipped = engine_->sagas_skipped();
+    persist_rule_state(false);
+    schedule_tick(clock_.monotonic());  // a running saga needs ticks for its `within`
+}
+
+void RuleHost::publish_saga_event(const rules::SagaEvent& e) {
+    const char* value = "running";
+    if (e.kind == rules::SagaEventKind::Completed) value = "completed";
+    if (e.kind == rules::SagaEventKind::Failed) value = "failed";
+    if (e.kind == rules::SagaEventKind::Compensated) value = "compensated";
+    log_info("saga", e.rule + ": " + std::string(rules::saga_event_name(e.kind)) + " " + e.step +
+                         (e.reason.empty() ? std::string() : " (" + e.reason + ")"));
+    const std::uint64_t seq = events_.next_seq();
+    JsonObject o = begin_envelope(cfg_.gateway.id, seq, rules::saga_event_name(e.kind),
+                                  "rule:" + e.rule, e.ts);
+    o.field("value", std::string_view(value))
+        .field("rule", std::string_view(e.rule))
+        .field("step", std::string_view(e.step))
+        .field("step_index", static_cast<std::uint64_t>(e.step_index));
+    if (!e.reason.empty()) o.field("reason", std::string_view(e.reason));
+    events_.append(outbox::Record{
+        seq, cfg_.mqtt.qos, {{base_ + "/sagas/" + e.rule, true}}, std::move(o).finish()});
 }
 
 void RuleHost::persist_rule_state(bool force) {
@@ -364,6 +419,7 @@ bool RuleHost::reload() {
     transitions_.clear();
     transitions_ = engine_->replace_rules(res.rules, now, clock_.wall());
     react(transitions_);
+    handle_sagas();
     // A removed rule's retained event is emptied (SPEC §3).
     for (const std::string& name : old_names) {
         if (!res.rules->find(name)) link_.publish({base_ + "/rules/" + name, "", 1, true});
@@ -405,10 +461,10 @@ bool RuleHost::on_output_command(const MqttIncoming& m) {
     return true;
 }
 
-void RuleHost::run_exec(const std::string& rule, const rules::ExecAction& a) {
+bool RuleHost::run_exec(const std::string& rule, const rules::ExecAction& a) {
     if (a.argv.empty() || a.argv.front().empty()) {
         events_.deadletter("rule:" + rule, "exec_failed", "empty program name");
-        return;
+        return false;
     }
     // Programs are literal in the rule files: one breaker each, a bounded map.
     const std::string& program = a.argv.front();
@@ -423,12 +479,22 @@ void RuleHost::run_exec(const std::string& rule, const rules::ExecAction& a) {
                            target + " not run: circuit breaker open (" +
                                std::to_string(b.failures()) +
                                " consecutive failures, last: " + b.detail() + ")");
-        return;
+        return false;
     }
     exec_->run(rule, a.argv, a.timeout);
+    return true;
 }
 
 void RuleHost::on_exec_finished(const ExecFinished& e) {
+    // A program a saga step ran failed: so did the step (if it still runs).
+    if (const auto it = saga_execs_.find(e.rule); it != saga_execs_.end()) {
+        const std::size_t step = it->second;
+        saga_execs_.erase(it);
+        if (!e.ok && e.counts) {
+            engine_->saga_action_failed(e.rule, step, clock_.monotonic(), clock_.wall());
+            handle_sagas();
+        }
+    }
     if (const auto it = exec_breakers_.find(e.program); it != exec_breakers_.end()) {
         Breaker& b = it->second;
         if (!e.counts)

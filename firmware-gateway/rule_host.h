@@ -113,13 +113,19 @@ class RuleHost {
     };
     void log_transition(const rules::Transition& t);
     void flush_transition_log(const std::string& rule, TransitionLogBudget& b);
-    void run_action(const rules::Action& a, const std::string& rule);
+    // Runs an action; false when it failed (an output that failed or whose
+    // breaker is open, an exec not started, a refused topic).
+    bool run_action(const rules::Action& a, const std::string& rule);
+    // The engine's saga events: published on <p>/sagas/<rule> (retained),
+    // their actions run; a failed `do` action fails its step.
+    void handle_sagas();
+    void publish_saga_event(const rules::SagaEvent& e);
     // `breaker` events (SPEC §11) on <p>/breakers/<target>, retained.
     void report_breaker(const std::string& target, const std::vector<BreakerChange>& changes,
                         WallTime ts);
     // "exec/<program's file name>".
     static std::string exec_target(const std::string& program);
-    void run_exec(const std::string& rule, const rules::ExecAction& a);
+    bool run_exec(const std::string& rule, const rules::ExecAction& a);
     void persist_rule_state(bool force);
 
     // Publishes through the MQTT link's memory queue (mqtt outputs).
@@ -161,6 +167,8 @@ class RuleHost {
     std::unique_ptr<OutputBank> outputs_;
     std::unique_ptr<ExecRunner> exec_;
     std::unordered_map<std::string, Breaker> exec_breakers_;  // by program path
+    // Rules whose saga step started a program not finished yet: that step.
+    std::unordered_map<std::string, std::size_t> saga_execs_;
     std::unique_ptr<RuleWatcher> watcher_;
 };
 

@@ -44,6 +44,32 @@ std::string_view transition_name(TransitionKind k) {
     return k == TransitionKind::Fired ? "fired" : "cleared";
 }
 
+std::string_view saga_event_name(SagaEventKind k) {
+    switch (k) {
+        case SagaEventKind::Started:
+            return "saga_started";
+        case SagaEventKind::Step:
+            return "saga_step";
+        case SagaEventKind::Completed:
+            return "saga_completed";
+        case SagaEventKind::Failed:
+            return "saga_failed";
+        case SagaEventKind::Compensated:
+            return "saga_compensated";
+    }
+    return "saga_started";
+}
+
+std::string saga_event_json(const SagaEvent& e) {
+    JsonObject o;
+    o.field("ts", std::string_view(format_rfc3339_ms(e.ts)))
+        .field("rule", std::string_view(e.rule))
+        .field("saga", saga_event_name(e.kind))
+        .field("step", std::string_view(e.step));
+    if (!e.reason.empty()) o.field("reason", std::string_view(e.reason));
+    return std::move(o).finish();
+}
+
 std::string_view rule_state_name(RuleState s) {
     switch (s) {
         case RuleState::Idle:
@@ -104,6 +130,7 @@ Engine::Engine(std::shared_ptr<const RuleSet> rules, EngineOptions options)
     for (const WindowSpec& w : set_->windows())
         windows_.emplace_back(w.length_ns, w.extremes);
     states_.resize(set_->rules().size());
+    sagas_.resize(set_->rules().size());
     build_indices();
 }
 
@@ -113,8 +140,10 @@ void Engine::build_indices() {
     tick_rules_.clear();
     const auto& rules = set_->rules();
     explain_index_ = SIZE_MAX;
-    for (std::size_t i = 0; options_.explain && i < rules.size(); ++i) {
-        if (rules[i].name == options_.explain_rule) explain_index_ = i;
+    has_sagas_ = false;
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+        if (options_.explain && rules[i].name == options_.explain_rule) explain_index_ = i;
+        if (rules[i].saga) has_sagas_ = true;
     }
     for (std::size_t i = 0; i < rules.size(); ++i) {
         for (std::uint32_t s : rules[i].sensors) {
@@ -176,6 +205,8 @@ void Engine::on_reading(const Reading& r, std::vector<Transition>& out) {
     }
     for (std::uint32_t i : rules_by_sensor_[slot])
         evaluate(i, now, r.ts, out);
+    if (active_sagas_ > 0) [[unlikely]]
+        check_sagas(now, r.ts);
 }
 
 std::vector<Transition> Engine::on_tick(MonoTime mono, WallTime wall) {
@@ -202,6 +233,7 @@ void Engine::on_tick(MonoTime mono, WallTime wall, std::vector<Transition>& out)
         }
         evaluate(i, now, wall, out);
     }
+    if (active_sagas_ > 0) check_sagas(now, wall);
 }
 
 bool Engine::in_cooldown(const Rule& rule, const Runtime& st, std::int64_t now) const {
@@ -289,6 +321,8 @@ std::string Engine::render(const Template& t, EvalEnv& env) const {
 void Engine::emit(const Rule& rule, TransitionKind kind, std::int64_t now, WallTime wall,
                   std::vector<Transition>& out) {
     out.push_back(make_transition(rule, kind, now, wall));
+    if (kind == TransitionKind::Fired && rule.saga)
+        start_saga(static_cast<std::size_t>(&rule - set_->rules().data()), now, wall);
 }
 
 Transition Engine::make_transition(const Rule& rule, TransitionKind kind, std::int64_t now,
@@ -305,29 +339,143 @@ Transition Engine::make_transition(const Rule& rule, TransitionKind kind, std::i
         t.values.emplace_back(sensor_names_[s],
                               d.has_value ? std::optional<Value>(d.value) : std::nullopt);
     }
-    if (!options_.render_actions) return t;
-    const std::string ts = format_rfc3339_ms(wall);
-    const TemplateVars vars{rule.name, options_.gateway, severity_name(rule.severity), ts};
-    EvalEnv env{sensors_.data(), windows_.data(), now, start_ns_, &vars};
     const auto& specs = kind == TransitionKind::Fired ? rule.actions : rule.on_clear;
+    t.actions = render_actions(rule, specs, now, wall, {});
+    return t;
+}
+
+std::vector<Action> Engine::render_actions(const Rule& rule, const std::vector<ActionSpec>& specs,
+                                           std::int64_t now, WallTime wall, std::string_view step) {
+    std::vector<Action> out;
+    if (!options_.render_actions || specs.empty()) return out;
+    const std::string ts = format_rfc3339_ms(wall);
+    const TemplateVars vars{rule.name, options_.gateway, severity_name(rule.severity), ts, step};
+    EvalEnv env{sensors_.data(), windows_.data(), now, start_ns_, &vars};
+    out.reserve(specs.size());
     for (const ActionSpec& spec : specs) {
         if (const auto* p = std::get_if<PublishSpec>(&spec)) {
-            t.actions.emplace_back(
+            out.emplace_back(
                 PublishAction{render(p->topic, env), render(p->payload, env), p->qos, p->retain});
         } else if (const auto* o = std::get_if<OutputSpec>(&spec)) {
-            t.actions.emplace_back(OutputAction{o->name, o->on, o->duration});
+            out.emplace_back(OutputAction{o->name, o->on, o->duration});
         } else if (const auto* x = std::get_if<ExecSpec>(&spec)) {
             ExecAction a;
             a.timeout = x->timeout;
             a.breaker = x->breaker;
             for (const Template& arg : x->argv)
                 a.argv.push_back(render(arg, env));
-            t.actions.emplace_back(std::move(a));
+            out.emplace_back(std::move(a));
         } else if (const auto* l = std::get_if<LogSpec>(&spec)) {
-            t.actions.emplace_back(LogAction{render(l->message, env)});
+            out.emplace_back(LogAction{render(l->message, env)});
         }
     }
-    return t;
+    return out;
+}
+
+// ---------------------------------------------------------------------------
+// Sagas
+
+SagaEvent Engine::saga_event(const Rule& rule, SagaEventKind kind, std::size_t step,
+                             std::int64_t now, WallTime wall) const {
+    SagaEvent e;
+    e.rule = rule.name;
+    e.kind = kind;
+    e.ts = wall;
+    e.mono = from_ns(now);
+    e.step_index = step;
+    if (rule.saga && step < rule.saga->steps.size()) e.step = rule.saga->steps[step].name;
+    return e;
+}
+
+void Engine::start_saga(std::size_t i, std::int64_t now, WallTime wall) {
+    const Rule& rule = set_->rules()[i];
+    SagaRun& run = sagas_[i];
+    if (run.active) {
+        ++sagas_skipped_;  // one instance per rule
+        return;
+    }
+    run = SagaRun{true, 0, now, wall};
+    ++active_sagas_;
+    ++generation_;
+    SagaEvent e = saga_event(rule, SagaEventKind::Started, 0, now, wall);
+    e.actions = render_actions(rule, rule.saga->steps[0].actions, now, wall, e.step);
+    e.do_step = 0;
+    saga_events_.push_back(std::move(e));
+}
+
+void Engine::check_sagas(std::int64_t now, WallTime wall) {
+    const auto& rules = set_->rules();
+    for (std::size_t i = 0; i < rules.size() && active_sagas_ > 0; ++i) {
+        SagaRun& run = sagas_[i];
+        // A step whose `do` has only just been handed out is judged from the
+        // next reading or tick on, not against what held before it ran.
+        if (!run.active || run.since == now) continue;
+        const Rule& rule = rules[i];
+        const SagaStep& step = rule.saga->steps[run.step];
+        EvalEnv env{sensors_.data(), windows_.data(), now, start_ns_, nullptr};
+        if (evaluate_program(step.expect, env).is_true()) {
+            SagaEvent e = saga_event(rule, SagaEventKind::Step, run.step, now, wall);
+            ++generation_;
+            if (run.step + 1 < rule.saga->steps.size()) {
+                ++run.step;
+                run.since = now;
+                run.since_wall = wall;
+                e.actions = render_actions(rule, rule.saga->steps[run.step].actions, now, wall,
+                                           rule.saga->steps[run.step].name);
+                e.do_step = run.step;
+                saga_events_.push_back(std::move(e));
+            } else {
+                saga_events_.push_back(std::move(e));
+                saga_events_.push_back(
+                    saga_event(rule, SagaEventKind::Completed, run.step, now, wall));
+                run.active = false;
+                --active_sagas_;
+            }
+        } else if (now - run.since >= ms_to_ns(step.within)) {
+            fail_saga(rule, run, "timeout", now, wall);
+        }
+    }
+}
+
+void Engine::fail_saga(const Rule& rule, SagaRun& run, std::string reason, std::int64_t now,
+                       WallTime wall) {
+    const SagaSpec& saga = *rule.saga;
+    SagaEvent failed = saga_event(rule, SagaEventKind::Failed, run.step, now, wall);
+    failed.reason = std::move(reason);
+    // The failed step's undo, then those of the steps done, last first.
+    for (std::size_t k = run.step + 1; k-- > 0;) {
+        std::vector<Action> undo =
+            render_actions(rule, saga.steps[k].undo, now, wall, saga.steps[k].name);
+        for (Action& a : undo)
+            failed.actions.push_back(std::move(a));
+    }
+    for (Action& a : render_actions(rule, saga.on_failure, now, wall, failed.step))
+        failed.actions.push_back(std::move(a));
+    saga_events_.push_back(std::move(failed));
+    saga_events_.push_back(saga_event(rule, SagaEventKind::Compensated, run.step, now, wall));
+    run.active = false;
+    --active_sagas_;
+    ++generation_;
+}
+
+void Engine::saga_action_failed(std::string_view rule, std::size_t step, MonoTime mono,
+                                WallTime wall) {
+    const std::int64_t now = advance(mono);
+    const auto& rules = set_->rules();
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+        if (rules[i].name != rule) continue;
+        SagaRun& run = sagas_[i];
+        if (run.active && run.step == step) fail_saga(rules[i], run, "action_failed", now, wall);
+        return;
+    }
+}
+
+bool Engine::saga_running(std::string_view rule) const {
+    const auto& rules = set_->rules();
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+        if (rules[i].name == rule) return sagas_[i].active;
+    }
+    return false;
 }
 
 RuleState Engine::state_of(std::string_view rule) const {
@@ -355,6 +503,13 @@ std::vector<Transition> Engine::replace_rules(std::shared_ptr<const RuleSet> rul
         if (!next || next->definition != old_rules[i].definition) {
             out.push_back(make_transition(old_rules[i], TransitionKind::Cleared, now, wall));
         }
+    }
+    // So do sagas whose rule or saga changed: compensated with the old steps.
+    for (std::size_t i = 0; i < old_rules.size(); ++i) {
+        if (!sagas_[i].active) continue;
+        const Rule* next = rules->find(old_rules[i].name);
+        if (!next || !next->saga || next->saga->definition != old_rules[i].saga->definition)
+            fail_saga(old_rules[i], sagas_[i], "reloaded", now, wall);
     }
 
     // Sensors: the new set's slots first, then every other sensor seen.
@@ -394,13 +549,18 @@ std::vector<Transition> Engine::replace_rules(std::shared_ptr<const RuleSet> rul
 
     // Unchanged rules keep their state.
     std::vector<Runtime> states(rules->rules().size());
+    std::vector<SagaRun> sagas(rules->rules().size());
+    active_sagas_ = 0;
     for (std::size_t j = 0; j < rules->rules().size(); ++j) {
         const Rule& r = rules->rules()[j];
         for (std::size_t i = 0; i < old_rules.size(); ++i) {
-            if (old_rules[i].name == r.name && old_rules[i].definition == r.definition) {
-                states[j] = states_[i];
-                break;
+            if (old_rules[i].name != r.name) continue;
+            if (old_rules[i].definition == r.definition) states[j] = states_[i];
+            if (sagas_[i].active) {  // unchanged: failed above otherwise
+                sagas[j] = sagas_[i];
+                ++active_sagas_;
             }
+            break;
         }
     }
 
@@ -410,6 +570,7 @@ std::vector<Transition> Engine::replace_rules(std::shared_ptr<const RuleSet> rul
     sensor_index_ = std::move(index);
     windows_ = std::move(windows);
     states_ = std::move(states);
+    sagas_ = std::move(sagas);
     build_indices();
     ++generation_;
     return out;
@@ -437,6 +598,12 @@ EngineState Engine::export_state(MonoTime mono) const {
         if (!sensors_[i].has_value) continue;
         s.sensors.push_back(
             SensorRecord{sensor_names_[i], sensors_[i].value, ns_to_ms(now - sensors_[i].last_ns)});
+    }
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+        const SagaRun& run = sagas_[i];
+        if (run.active)
+            s.sagas.push_back(
+                SagaRecord{rules[i].name, rules[i].saga->definition, run.step, run.since_wall});
     }
     return s;
 }
@@ -479,6 +646,26 @@ std::vector<Transition> Engine::import_state(const EngineState& state, MonoTime 
         st.has_last_firing = rec.since_last_firing.has_value();
         st.last_firing = st.has_last_firing ? now - bounded_ns(*rec.since_last_firing) : 0;
     }
+    // Sagas resume on their step with what is left of its `within`, counted
+    // on the wall clock: the time the gateway was down has passed for the
+    // valves and pumps too.
+    for (const SagaRecord& rec : state.sagas) {
+        std::size_t i = 0;
+        while (i < rules.size() && rules[i].name != rec.rule)
+            ++i;
+        if (i == rules.size() || !rules[i].saga || rules[i].saga->definition != rec.definition ||
+            rec.step >= rules[i].saga->steps.size() || sagas_[i].active) {
+            continue;
+        }
+        const auto elapsed = std::clamp<std::int64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(wall - rec.step_started).count(),
+            0, ms_to_ns(milliseconds(kMaxRuleDurationMs)));
+        SagaRun& run = sagas_[i];
+        run = SagaRun{true, rec.step, now - elapsed, rec.step_started};
+        ++active_sagas_;
+        if (elapsed >= ms_to_ns(rules[i].saga->steps[rec.step].within))
+            fail_saga(rules[i], run, "restart_expired", now, wall);
+    }
     ++generation_;
     return out;
 }
@@ -513,6 +700,17 @@ std::string state_to_json(const EngineState& s) {
     root["version"] = 1;
     root["rules"] = std::move(rules);
     root["sensors"] = std::move(sensors);
+    nlohmann::json sagas = nlohmann::json::array();
+    for (const SagaRecord& r : s.sagas) {
+        nlohmann::json j;
+        j["rule"] = r.rule;
+        j["definition"] = r.definition;
+        j["step"] = r.step;
+        j["step_started_ms"] =
+            std::chrono::duration_cast<milliseconds>(r.step_started.time_since_epoch()).count();
+        sagas.push_back(std::move(j));
+    }
+    if (!sagas.empty()) root["sagas"] = std::move(sagas);
     // Sensor strings may hold any bytes: invalid UTF-8 becomes U+FFFD rather
     // than an exception.
     return root.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
@@ -587,6 +785,26 @@ std::optional<EngineState> state_from_json(std::string_view text, std::string* w
                                                               kMaxRuleDurationMs));
             }
             s.sensors.push_back(std::move(r));
+        }
+    }
+    if (root.contains("sagas") && root["sagas"].is_array()) {
+        for (const nlohmann::json& j : root["sagas"]) {
+            if (!j.is_object() || !j.contains("rule") || !j["rule"].is_string() ||
+                !j.contains("step") || !j["step"].is_number_unsigned() ||
+                !j.contains("step_started_ms") || !j["step_started_ms"].is_number_integer()) {
+                return fail("a saga entry lacks its rule, step or start");
+            }
+            SagaRecord r;
+            r.rule = j["rule"].get<std::string>();
+            r.definition = j.value("definition", std::string());
+            r.step = static_cast<std::size_t>(
+                std::min<std::uint64_t>(j["step"].get<std::uint64_t>(), 1'000'000));
+            // Within ±300 years of 1970: far from nanosecond overflow.
+            const std::int64_t ms =
+                std::clamp<std::int64_t>(j["step_started_ms"].get<std::int64_t>(),
+                                         -9'000'000'000'000LL, 9'000'000'000'000LL);
+            r.step_started = WallTime(milliseconds(ms));
+            s.sagas.push_back(std::move(r));
         }
     }
     return s;

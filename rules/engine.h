@@ -78,6 +78,32 @@ struct Transition {
 // {"ts":"…","rule":"NAME","transition":"fired","values":{…}}
 std::string transition_json(const Transition& t);
 
+// Sagas (SPEC §12): what an instance did, with the actions to run after its
+// event (rendered like a transition's).
+enum class SagaEventKind : std::uint8_t { Started, Step, Completed, Failed, Compensated };
+std::string_view saga_event_name(SagaEventKind k);  // "saga_started", …
+
+struct SagaEvent {
+    std::string rule;
+    SagaEventKind kind = SagaEventKind::Started;
+    WallTime ts;
+    MonoTime mono;
+    // Started: the first step; Step: the step confirmed; Completed: the last;
+    // Failed, Compensated: the step that failed.
+    std::string step;
+    std::size_t step_index = 0;
+    std::string reason;  // Failed: timeout, action_failed, restart_expired or reloaded
+    // Run after the event: the `do` of the step that begins now (Started,
+    // Step), or the compensation (Failed: the undos, then on_failure).
+    std::vector<Action> actions;
+    // When `actions` are a step's `do`: that step (a failed action fails it).
+    std::optional<std::size_t> do_step;
+};
+
+// One line of replay output for a saga event:
+// {"ts":"…","rule":"NAME","saga":"saga_failed","step":"open_valve","reason":"timeout"}
+std::string saga_event_json(const SagaEvent& e);
+
 enum class RuleState : std::uint8_t { Idle, Pending, Firing };
 std::string_view rule_state_name(RuleState s);
 
@@ -102,9 +128,19 @@ struct SensorRecord {
     std::chrono::milliseconds age{0};  // now - the reading's time
 };
 
+// A saga in progress: its step and when that step began on the wall clock,
+// so that time the gateway was down counts against the step's `within`.
+struct SagaRecord {
+    std::string rule;
+    std::string definition;  // SagaSpec::definition when exported
+    std::size_t step = 0;
+    WallTime step_started;
+};
+
 struct EngineState {
     std::vector<RuleStateRecord> rules;
     std::vector<SensorRecord> sensors;
+    std::vector<SagaRecord> sagas;
 };
 
 // Small JSON text for data_dir (the daemon writes it atomically).
@@ -179,6 +215,21 @@ class Engine {
     // the daemon persists the state when it moved.
     std::uint64_t state_generation() const { return generation_; }
 
+    // Saga events since the last call, oldest first. A call that may
+    // produce them: on_reading, on_tick, replace_rules, import_state,
+    // saga_action_failed.
+    std::vector<SagaEvent> take_saga_events() { return std::exchange(saga_events_, {}); }
+    // A `do` action of step `step` of `rule`'s saga failed: the saga fails
+    // (reason action_failed) and compensates, if it is still on that step.
+    void saga_action_failed(std::string_view rule, std::size_t step, MonoTime mono, WallTime wall);
+    bool saga_running(std::string_view rule) const;
+    // Firings whose saga was still running, so none was started.
+    std::uint64_t sagas_skipped() const { return sagas_skipped_; }
+    // Some rule has a saga: ticks are needed to time its steps out.
+    bool has_sagas() const { return has_sagas_; }
+    // Some saga is running: ticks are needed to time its step out.
+    bool sagas_running() const { return active_sagas_ > 0; }
+
     RuleState state_of(std::string_view rule) const;
     const RuleSet& rules() const { return *set_; }
     std::shared_ptr<const RuleSet> rule_set() const { return set_; }
@@ -202,6 +253,20 @@ class Engine {
     Transition make_transition(const Rule& rule, TransitionKind kind, std::int64_t now,
                                WallTime wall);
     std::string render(const Template& t, EvalEnv& env) const;
+    std::vector<Action> render_actions(const Rule& rule, const std::vector<ActionSpec>& specs,
+                                       std::int64_t now, WallTime wall, std::string_view step);
+    struct SagaRun {
+        bool active = false;
+        std::size_t step = 0;
+        std::int64_t since = 0;  // monotonic ns when the step began
+        WallTime since_wall{};
+    };
+    void start_saga(std::size_t i, std::int64_t now, WallTime wall);
+    void check_sagas(std::int64_t now, WallTime wall);
+    void fail_saga(const Rule& rule, SagaRun& run, std::string reason, std::int64_t now,
+                   WallTime wall);
+    SagaEvent saga_event(const Rule& rule, SagaEventKind kind, std::size_t step, std::int64_t now,
+                         WallTime wall) const;
     // evaluate() of the explained rule, described to options_.explain.
     [[gnu::noinline, gnu::cold]] void evaluate_explained(std::size_t i, std::int64_t now,
                                                          WallTime wall,
@@ -221,6 +286,11 @@ class Engine {
     bool started_ = false;
     std::int64_t start_ns_ = 0;
     std::uint64_t generation_ = 0;
+    std::vector<SagaRun> sagas_;  // per rule
+    std::vector<SagaEvent> saga_events_;
+    std::size_t active_sagas_ = 0;
+    std::uint64_t sagas_skipped_ = 0;
+    bool has_sagas_ = false;
     std::size_t explain_index_ = SIZE_MAX;  // none
     bool explaining_ = false;
     bool in_tick_ = false;

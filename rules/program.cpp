@@ -39,7 +39,8 @@ constexpr std::array<FuncInfo, 13> kFunctions{{
     {"json", 1, 1, "json(x)"},
 }};
 
-constexpr std::array<std::string_view, 4> kTemplateNames{{"rule", "gateway", "severity", "ts"}};
+constexpr std::array<std::string_view, 5> kTemplateNames{
+    {"rule", "gateway", "severity", "ts", "step"}};
 constexpr std::array<std::string_view, 5> kKeywords{{"and", "or", "not", "true", "false"}};
 
 const FuncInfo* find_function(std::string_view name) {
@@ -534,6 +535,8 @@ Val eval(const Program& p, std::uint32_t at, EvalEnv& env) {
                     return Val::str(env.vars->severity);
                 case TemplateVar::Ts:
                     return Val::str(env.vars->ts);
+                case TemplateVar::Step:
+                    return Val::str(env.vars->step);
             }
             return Val::missing();
         }

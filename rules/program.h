@@ -72,7 +72,7 @@ enum class Code : std::uint8_t {
     Json,     // a (templates only)
 };
 
-enum class TemplateVar : std::uint32_t { Rule, Gateway, Severity, Ts };
+enum class TemplateVar : std::uint32_t { Rule, Gateway, Severity, Ts, Step };
 
 // Instr::c of a numeric binary operation whose right operand is the literal
 // in Instr::number rather than instruction b.
@@ -165,6 +165,7 @@ struct TemplateVars {
     std::string_view gateway;
     std::string_view severity;
     std::string_view ts;
+    std::string_view step;  // the saga step concerned; empty outside sagas
 };
 
 // A value during evaluation. Strings point into the sensor data or the

@@ -110,6 +110,8 @@ void VirtualRun::deliver() {
     for (const Transition& t : transitions_)
         listener_.on_transition(t);
     transitions_.clear();
+    for (const SagaEvent& e : engine_->take_saga_events())
+        listener_.on_saga(e);
 }
 
 void VirtualRun::step_to(WallTime t, bool ticks_at_t) {
@@ -173,8 +175,8 @@ EngineOptions replay_options(std::string explain_rule, std::ostream& out) {
         // first holds back a firing that is due (then not again until it
         // has let go).
         o.explain = [&out, held_shown = false](const Explanation& e) mutable {
-            const bool held = e.after == RuleState::Pending && e.cooldown_left &&
-                              e.pending_for && *e.pending_for >= e.for_duration;
+            const bool held = e.after == RuleState::Pending && e.cooldown_left && e.pending_for &&
+                              *e.pending_for >= e.for_duration;
             if (e.before != e.after || !e.by_tick || (held && !held_shown))
                 out << explanation_text(e) << '\n';
             held_shown = held;
@@ -195,6 +197,8 @@ Replayer::~Replayer() = default;
 void Replayer::on_transition(const Transition& t) {
     out_ << transition_json(t) << '\n';
 }
+
+void Replayer::on_saga(const SagaEvent& e) { out_ << saga_event_json(e) << '\n'; }
 
 void Replayer::finish() {
     if (run_.started()) run_.run_until(run_.now());

@@ -32,6 +32,8 @@ class VirtualRun {
       public:
         virtual ~Listener() = default;
         virtual void on_transition(const Transition& t) = 0;
+        // A saga event (SPEC §12), after the transitions of the same evaluation.
+        virtual void on_saga(const SagaEvent& e) { (void)e; }
         // The listener's earliest timer, if any.
         virtual std::optional<WallTime> next_timer() const { return std::nullopt; }
         // Called with the clock at a time next_timer() gave.
@@ -72,7 +74,8 @@ class VirtualRun {
     std::vector<Transition> transitions_;
 };
 
-// `tidegate replay`: one JSON line per transition (transition_json).
+// `tidegate replay`: one JSON line per transition (transition_json) and per
+// saga event (saga_event_json).
 class Replayer final : private VirtualRun::Listener {
   public:
     // With `explain_rule`, every evaluation of that rule triggered by a
@@ -92,6 +95,7 @@ class Replayer final : private VirtualRun::Listener {
 
   private:
     void on_transition(const Transition& t) override;
+    void on_saga(const SagaEvent& e) override;
 
     std::ostream& out_;
     VirtualRun run_;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "core/units.h"
 #include "rules/publish_topic.h"
@@ -20,9 +21,11 @@ namespace {
 using std::chrono::milliseconds;
 
 const std::vector<std::string> kTopKeys{"rules"};
-const std::vector<std::string> kRuleKeys{"name",     "description", "when",
-                                         "for",      "clear_when",  "cooldown",
-                                         "severity", "actions",     "on_clear"};
+const std::vector<std::string> kRuleKeys{"name",       "description", "when",     "for",
+                                         "clear_when", "cooldown",    "severity", "actions",
+                                         "on_clear",   "saga"};
+const std::vector<std::string> kSagaKeys{"steps", "on_failure"};
+const std::vector<std::string> kStepKeys{"name", "do", "expect", "within", "undo"};
 const std::vector<std::string> kActionKinds{"publish", "output", "exec", "log"};
 const std::vector<std::string> kPublishKeys{"topic", "payload", "qos", "retain"};
 const std::vector<std::string> kOutputKeys{"name", "value", "for"};
@@ -199,6 +202,9 @@ class RuleSetBuilder {
     // Sections --------------------------------------------------------------
     void rule(const YAML::Node& node);
     void actions(const Entry& e, const std::string& label, std::vector<ActionSpec>& out);
+    std::optional<SagaSpec> saga(const Entry& e, const std::string& label);
+    std::optional<SagaStep> saga_step(const YAML::Node& node, const SourcePos& fallback,
+                                      const std::string& label, std::set<std::string>& names);
     std::optional<ActionSpec> action(const Entry& e, const std::string& label);
     std::optional<ActionSpec> publish(const Entry& e, const std::string& label);
     bool literal_topic_ok(const Template& topic, const YAML::Node& value, const SourcePos& at);
@@ -419,6 +425,7 @@ void RuleSetBuilder::rule(const YAML::Node& node) {
     }
     if (const Entry* e = find(es, "actions")) actions(*e, "actions", r.actions);
     if (const Entry* e = find(es, "on_clear")) actions(*e, "on_clear", r.on_clear);
+    if (const Entry* e = find(es, "saga")) r.saga = saga(*e, label);
 
     if (diags_.items().size() != errors_before) return;  // reported; the set is rejected
 
@@ -471,6 +478,83 @@ void RuleSetBuilder::actions(const Entry& e, const std::string& label,
         }
         if (auto a = action(kinds[0], label)) out.push_back(std::move(*a));
     }
+}
+
+std::optional<SagaSpec> RuleSetBuilder::saga(const Entry& e, const std::string& label) {
+    const std::size_t errors_before = diags_.items().size();
+    if (!e.value.IsMap()) {
+        error(value_pos(e), label + ": saga: expected a map with 'steps' (and 'on_failure'), got " +
+                                describe(e.value));
+        return std::nullopt;
+    }
+    const std::vector<Entry> es = entries(e.value, kSagaKeys, "key", " in saga");
+    SagaSpec spec;
+    const Entry* steps = find(es, "steps");
+    if (!steps) {
+        error(key_pos(e), label +
+                              ": saga: missing 'steps' (- name: …, do: […], expect: …, "
+                              "within: 30s)");
+    } else if (!steps->value.IsSequence() || steps->value.size() == 0) {
+        error(value_pos(*steps), label +
+                                     ": saga: steps: expected a list of one or more steps, got " +
+                                     describe(steps->value));
+    } else {
+        std::set<std::string> names;
+        for (const YAML::Node& node : steps->value) {
+            if (auto st = saga_step(node, value_pos(*steps), label, names))
+                spec.steps.push_back(std::move(*st));
+        }
+    }
+    if (const Entry* f = find(es, "on_failure")) actions(*f, "saga: on_failure", spec.on_failure);
+    if (diags_.items().size() != errors_before) return std::nullopt;
+    for (const SagaStep& st : spec.steps) {
+        spec.definition += "step=" + st.name + "\nexpect=" + st.expect.canonical +
+                           "\nwithin=" + format_duration(st.within) + "\n";
+    }
+    return spec;
+}
+
+std::optional<SagaStep> RuleSetBuilder::saga_step(const YAML::Node& node, const SourcePos& fallback,
+                                                  const std::string& label,
+                                                  std::set<std::string>& names) {
+    const SourcePos pos = src_->at_node(node, fallback);
+    if (!node.IsMap()) {
+        error(pos, label + ": a saga step is a map (name, do, expect, within, undo), got " +
+                       describe(node));
+        return std::nullopt;
+    }
+    const std::size_t errors_before = diags_.items().size();
+    const std::vector<Entry> es = entries(node, kStepKeys, "key", " in a saga step");
+    SagaStep st;
+    std::string where = label + ": saga step";
+    if (const Entry* n = find(es, "name")) {
+        if (const auto name = plain_scalar(*n, "name")) {
+            if (!valid_rule_name(*name)) {
+                error(value_pos(*n), "step name '" + shown(*name) +
+                                         "' may only contain lower-case letters, digits and '_'");
+            } else if (!names.insert(*name).second) {
+                error(value_pos(*n), "duplicate step name '" + *name + "'");
+            }
+            st.name = *name;
+            where = label + ": step '" + *name + "'";
+        }
+    } else {
+        error(pos, label + ": a saga step needs a 'name'");
+    }
+    if (const Entry* e = find(es, "do")) actions(*e, "do", st.actions);
+    if (const Entry* e = find(es, "expect")) {
+        if (auto p = condition(*e)) st.expect = std::move(*p);
+    } else {
+        error(pos, where + " has no 'expect' (the condition that confirms it)");
+    }
+    if (const Entry* e = find(es, "within")) {
+        if (const auto d = duration(*e, "within", false)) st.within = *d;
+    } else {
+        error(pos, where + " has no 'within' (how long 'expect' may take, e.g. within: 30s)");
+    }
+    if (const Entry* e = find(es, "undo")) actions(*e, "undo", st.undo);
+    if (diags_.items().size() != errors_before) return std::nullopt;
+    return st;
 }
 
 std::optional<ActionSpec> RuleSetBuilder::action(const Entry& e, const std::string& label) {

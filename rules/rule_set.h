@@ -71,6 +71,24 @@ struct LogSpec {
 
 using ActionSpec = std::variant<PublishSpec, OutputSpec, ExecSpec, LogSpec>;
 
+// A saga (SPEC §12): steps run in order, each confirmed by its `expect`
+// within its `within`; on a failure the steps done are undone in reverse.
+struct SagaStep {
+    std::string name;
+    std::vector<ActionSpec> actions;  // `do`
+    Program expect;
+    std::chrono::milliseconds within{0};
+    std::vector<ActionSpec> undo;
+};
+
+struct SagaSpec {
+    std::vector<SagaStep> steps;
+    std::vector<ActionSpec> on_failure;
+    // Step names, expects and withins in canonical form: a saga in progress
+    // continues across a reload or restart only while this is unchanged.
+    std::string definition;
+};
+
 struct Rule {
     std::string name;
     std::string description;
@@ -83,6 +101,7 @@ struct Rule {
     std::chrono::milliseconds cooldown{0};
     std::vector<ActionSpec> actions;
     std::vector<ActionSpec> on_clear;
+    std::optional<SagaSpec> saga;  // started when the rule fires
     // Sensors named in when/clear_when (function arguments included), first
     // appearance first: the `values` of rule events, and what triggers an
     // evaluation.

@@ -24,18 +24,29 @@ using std::chrono::milliseconds;
 const std::vector<std::string> kTopKeys = {"rules", "tick", "tests"};
 const std::vector<std::string> kTestKeys = {"name", "given", "expect", "expect_not"};
 const std::vector<std::string> kExpectKeys = {"at",      "rule",    "transition", "output", "value",
-                                              "publish", "payload", "exec",       "log"};
+                                              "publish", "payload", "exec",       "log",    "saga",
+                                              "event",   "step",    "reason"};
 // The keys that name what an expectation is about, and the keys each allows.
 struct KindKeys {
     const char* key;
     TestEventKind kind;
-    const char* detail;  // the other key it takes, or null
+    std::vector<std::string_view> details;  // the other keys it takes
 };
-constexpr KindKeys kKinds[] = {
-    {"rule", TestEventKind::Rule, "transition"},    {"output", TestEventKind::Output, "value"},
-    {"publish", TestEventKind::Publish, "payload"}, {"exec", TestEventKind::Exec, nullptr},
-    {"log", TestEventKind::Log, nullptr},
+const KindKeys kKinds[] = {
+    {"rule", TestEventKind::Rule, {"transition"}},
+    {"output", TestEventKind::Output, {"value"}},
+    {"publish", TestEventKind::Publish, {"payload"}},
+    {"exec", TestEventKind::Exec, {}},
+    {"log", TestEventKind::Log, {}},
+    {"saga", TestEventKind::Saga, {"event", "step", "reason"}},
 };
+// SagaEventKind's words, in its order.
+const std::vector<std::string> kSagaWords = {"started", "step", "completed", "failed",
+                                             "compensated"};
+
+bool takes(const KindKeys& k, std::string_view key) {
+    return std::find(k.details.begin(), k.details.end(), key) != k.details.end();
+}
 
 constexpr std::size_t kShownPayloadBytes = 400;
 
@@ -51,6 +62,8 @@ std::string_view kind_word(TestEventKind k) {
             return "exec";
         case TestEventKind::Log:
             return "log";
+        case TestEventKind::Saga:
+            return "saga";
     }
     return "?";
 }
@@ -92,6 +105,7 @@ class TestFileReader {
     std::vector<std::string> sensors_;  // given may name these
     std::vector<std::string> rules_;
     std::vector<std::string> outputs_;
+    std::vector<std::string> sagas_;  // rules with a saga
     std::int64_t tick_ms_ = 1000;
 };
 
@@ -174,12 +188,21 @@ void TestFileReader::names_from(const RuleSet& rules) {
     sensors_.assign(sensors.begin(), sensors.end());
     std::set<std::string> outputs;
     if (context_.outputs) outputs.insert(context_.outputs->begin(), context_.outputs->end());
+    auto outputs_of = [&](const std::vector<ActionSpec>& list) {
+        for (const ActionSpec& a : list) {
+            if (const auto* o = std::get_if<OutputSpec>(&a)) outputs.insert(o->name);
+        }
+    };
     for (const Rule& r : rules.rules()) {
         rules_.push_back(r.name);
-        for (const auto* list : {&r.actions, &r.on_clear}) {
-            for (const ActionSpec& a : *list) {
-                if (const auto* o = std::get_if<OutputSpec>(&a)) outputs.insert(o->name);
-            }
+        outputs_of(r.actions);
+        outputs_of(r.on_clear);
+        if (!r.saga) continue;
+        sagas_.push_back(r.name);
+        outputs_of(r.saga->on_failure);
+        for (const SagaStep& st : r.saga->steps) {
+            outputs_of(st.actions);
+            outputs_of(st.undo);
         }
     }
     outputs_.assign(outputs.begin(), outputs.end());
@@ -375,11 +398,10 @@ void TestFileReader::expectations(const YamlEntry& e, bool negative, const std::
         }
         // A key of another kind ('value' with a rule) is a slip worth naming.
         for (const YamlEntry& x : es) {
-            if (x.key == "at" || x.key == kind->key) continue;
-            if (kind->detail && x.key == kind->detail) continue;
+            if (x.key == "at" || x.key == kind->key || takes(*kind, x.key)) continue;
             std::string owner;
             for (const KindKeys& k : kKinds) {
-                if (k.detail && x.key == k.detail) owner = k.key;
+                if (takes(k, x.key)) owner = k.key;
             }
             if (!owner.empty())
                 yaml_.error(yaml_.key_pos(x), where + ": '" + x.key + "' goes with '" + owner +
@@ -393,7 +415,8 @@ void TestFileReader::expectations(const YamlEntry& e, bool negative, const std::
         } else if (!negative) {
             yaml_.error(item_pos, where + ": 'at' is missing (when it happens, e.g. at: 2m10s)");
         }
-        const YamlEntry* detail = kind->detail ? find_entry(es, kind->detail) : nullptr;
+        const YamlEntry* detail =
+            kind->details.empty() ? nullptr : find_entry(es, kind->details.front());
         switch (kind->kind) {
             case TestEventKind::Rule:
                 if (auto n = text(*subject, "rule")) {
@@ -452,6 +475,33 @@ void TestFileReader::expectations(const YamlEntry& e, bool negative, const std::
             case TestEventKind::Log:
                 if (auto n = text(*subject, "log")) ex.event.name = std::move(*n);
                 break;
+            case TestEventKind::Saga:
+                if (auto n = text(*subject, "saga")) {
+                    if (std::find(sagas_.begin(), sagas_.end(), *n) == sagas_.end())
+                        unknown_name(*subject, "saga (a rule with a saga)", *n, sagas_);
+                    ex.event.name = std::move(*n);
+                }
+                if (detail) {
+                    const auto w = text(*detail, "event");
+                    const auto it =
+                        w ? std::find(kSagaWords.begin(), kSagaWords.end(), *w) : kSagaWords.end();
+                    if (it != kSagaWords.end()) {
+                        ex.event.saga_event = static_cast<SagaEventKind>(it - kSagaWords.begin());
+                    } else if (w) {
+                        yaml_.error(yaml_.value_pos(*detail),
+                                    "event: expected started, step, completed, failed or "
+                                    "compensated, got '" +
+                                        shown(*w) + "'");
+                    }
+                } else if (!negative) {
+                    yaml_.error(item_pos, where +
+                                              ": 'event' is missing (started, step, "
+                                              "completed, failed or compensated)");
+                }
+                if (const YamlEntry* st = find_entry(es, "step")) ex.event.step = text(*st, "step");
+                if (const YamlEntry* r = find_entry(es, "reason"))
+                    ex.event.reason = text(*r, "reason");
+                break;
         }
         if (yaml_.error_count() != errors_before) continue;
         if (ex.event.at) end = std::max(end, *ex.event.at);
@@ -474,6 +524,20 @@ class Recorder final : public VirtualRun::Listener {
         happened_.push_back(std::move(rule));
         for (const Action& a : t.actions)
             std::visit([&](const auto& act) { record(at, t.ts, act); }, a);
+    }
+
+    void on_saga(const SagaEvent& e) override {
+        const milliseconds at = since_start(e.ts);
+        TestEvent ev;
+        ev.kind = TestEventKind::Saga;
+        ev.at = at;
+        ev.name = e.rule;
+        ev.saga_event = e.kind;
+        ev.step = e.step;
+        if (!e.reason.empty()) ev.reason = e.reason;
+        happened_.push_back(std::move(ev));
+        for (const Action& a : e.actions)
+            std::visit([&](const auto& act) { record(at, e.ts, act); }, a);
     }
 
     std::optional<WallTime> next_timer() const override {
@@ -625,6 +689,9 @@ bool TestEvent::matches(const TestEvent& h) const {
     if (on && on != h.on) return false;
     if (payload && payload != h.payload) return false;
     if (kind == TestEventKind::Exec && argv != h.argv) return false;
+    if (saga_event && saga_event != h.saga_event) return false;
+    if (step && step != h.step) return false;
+    if (reason && reason != h.reason) return false;
     return true;
 }
 
@@ -650,6 +717,12 @@ std::string describe_event(const TestEvent& e) {
             break;
         case TestEventKind::Log:
             s += " \"" + shown(e.name, kShownPayloadBytes) + "\"";
+            break;
+        case TestEventKind::Saga:
+            s += " " + e.name;
+            if (e.saga_event) s += " " + kSagaWords[static_cast<std::size_t>(*e.saga_event)];
+            if (e.step) s += " step " + shown(*e.step);
+            if (e.reason) s += " (" + shown(*e.reason) + ")";
             break;
     }
     return s;

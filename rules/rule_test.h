@@ -25,7 +25,7 @@
 
 namespace tg::rules {
 
-enum class TestEventKind : std::uint8_t { Rule, Output, Publish, Exec, Log };
+enum class TestEventKind : std::uint8_t { Rule, Output, Publish, Exec, Log, Saga };
 
 // What the rules did in a test, or what a test expects (or expects not) of
 // them. Unset optionals in an expectation match anything.
@@ -37,6 +37,9 @@ struct TestEvent {
     std::optional<bool> on;                    // output
     std::optional<std::string> payload;        // publish
     std::vector<std::string> argv;             // exec
+    std::optional<SagaEventKind> saga_event;   // saga (`name` is the rule)
+    std::optional<std::string> step;           // saga
+    std::optional<std::string> reason;         // saga
 
     // Whether `happened` is this (an expectation: its unset parts match anything).
     bool matches(const TestEvent& happened) const;

@@ -132,7 +132,7 @@ void run(const Inputs& in, const SensorCatalogue* catalogue) {
         const double* x = d.has_value ? std::get_if<double>(&d.value) : nullptr;
         windows.back().add(d.last_ns, x ? *x : 0, x != nullptr);
     }
-    const TemplateVars vars{"fuzz_rule", in.text, "warning", "2026-11-26T17:15:53.123Z"};
+    const TemplateVars vars{"fuzz_rule", in.text, "warning", "2026-11-26T17:15:53.123Z", "step"};
     EvalEnv env{sensors.data(), windows.data(), 2'000'000'000, 0, &vars};
 
     if (fuzzed) {

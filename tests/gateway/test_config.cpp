@@ -755,8 +755,8 @@ TEST_CASE("the shipped configs load", "[config]") {
         // The example rule files, resolved against the config's folder.
         REQUIRE(c.rules.paths.size() == 1);
         CHECK(c.rules.paths[0] == root + "/rules/examples");
-        REQUIRE(c.sensors.size() == 6);
-        CHECK(c.outputs.size() == 3);
+        REQUIRE(c.sensors.size() == 9);
+        CHECK(c.outputs.size() == 4);
 
         const tg::SensorConfig& temp = c.sensors[0];
         CHECK(temp.name == "greenhouse.temp");

@@ -19,8 +19,10 @@ CheckOptions demo_config() {
         {"greenhouse.temp", ValueType::Number},  {"greenhouse.humidity", ValueType::Number},
         {"tank.level", ValueType::Number},       {"door.open", ValueType::Boolean},
         {"server_room.temp", ValueType::Number}, {"freezer.temp", ValueType::Number},
+        {"soil.moisture", ValueType::Number},    {"flow.rate", ValueType::Number},
+        {"tank.pressure", ValueType::Number},
     };
-    o.outputs = std::vector<std::string>{"fan", "pump", "buzzer"};
+    o.outputs = std::vector<std::string>{"fan", "pump", "buzzer", "valve"};
     return o;
 }
 
@@ -37,7 +39,7 @@ TEST_CASE("the example rule files check clean", "[rules][examples]") {
             UNSCOPED_INFO(e.format());
         CHECK(r.diagnostics.items().empty());
         REQUIRE(r.rules);
-        CHECK(r.rules->files().size() == 4);
-        CHECK(r.rules->size() == 8);
+        CHECK(r.rules->files().size() == 5);
+        CHECK(r.rules->size() == 9);
     }
 }

@@ -57,7 +57,7 @@ std::string eval(const std::string& text) {
     std::vector<Window> windows;
     for (const WindowSpec& w : symbols.windows())
         windows.emplace_back(w.length_ns, w.extremes);
-    const TemplateVars vars{"too_hot", "greenhouse-pi", "warning", "2026-11-26T17:15:53.123Z"};
+    const TemplateVars vars{"too_hot", "greenhouse-pi", "warning", "2026-11-26T17:15:53.123Z", ""};
     EvalEnv env{sensors.data(), windows.data(), 5 * kSecond, -10 * kSecond, &vars};
     const Val v = evaluate_program(*program, env);
     if (v.kind == Val::Kind::Missing) return "missing";

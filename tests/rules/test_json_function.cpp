@@ -45,7 +45,7 @@ std::string render(const std::string& expr, const std::string& text = "x") {
         if (name == "door") sensors[i].value = true;
         if (name == "s") sensors[i].value = text;
     }
-    const TemplateVars vars{"too_hot", "greenhouse-pi", "warning", "2026-11-26T17:15:53.123Z"};
+    const TemplateVars vars{"too_hot", "greenhouse-pi", "warning", "2026-11-26T17:15:53.123Z", ""};
     std::forward_list<std::string> scratch;
     EvalEnv env{sensors.data(), nullptr, 0, 0, &vars, &scratch};
     return render_text(evaluate_program(*program, env));
