@@ -42,6 +42,10 @@ expected_files() {
     for f in "$root"/rules/examples/*.yaml; do
         [[ -e $f ]] && printf './usr/share/doc/tidegate/examples/rules/%s\n' "$(basename "$f")"
     done
+    # Their rule tests (`tidegate test`), next to them as in the source tree.
+    for f in "$root"/rules/examples/tests/*.yaml; do
+        [[ -e $f ]] && printf './usr/share/doc/tidegate/examples/rules/tests/%s\n' "$(basename "$f")"
+    done
 }
 
 contains_dep() {  # contains_dep DEPENDS PKG: PKG is one of the comma-separated entries
