@@ -36,9 +36,10 @@ struct TlsConfig {
 };
 
 struct MqttConfig {
-    std::string uri;
-    int version = 0;        // 4 = MQTT 3.1.1, 5 = MQTT 5
-    std::string client_id;  // default: tidegate-<gateway.id>
+    std::string uri;                // the first of `uris`: Paho's client is created with it
+    std::vector<std::string> uris;  // tried in order on every connect (SPEC §13)
+    int version = 0;                // 4 = MQTT 3.1.1, 5 = MQTT 5
+    std::string client_id;          // default: tidegate-<gateway.id>
     std::string topic_prefix;
     int qos = 0;
     std::chrono::milliseconds keepalive{};

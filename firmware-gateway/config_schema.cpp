@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <stdexcept>
 #include <utility>
 
@@ -117,9 +118,94 @@ void tls_done(ConfigReader& r, const YamlEntry&, const std::vector<YamlEntry>& e
     }
 }
 
+// What is wrong with a broker URI, or nothing: scheme, host, port.
+std::string uri_problem(const std::string& v) {
+    std::string rest;
+    if (v.rfind("tcp://", 0) == 0 || v.rfind("ssl://", 0) == 0) {
+        rest = v.substr(6);
+    } else {
+        return "'" + rules::shown(v) + "' must start with tcp:// or ssl://";
+    }
+    std::string host = rest, port;
+    if (!rest.empty() && rest.front() == '[') {  // [IPv6]:PORT
+        const std::size_t close = rest.find(']');
+        if (close == std::string::npos) return "'" + rules::shown(v) + "': '[' without ']'";
+        host = rest.substr(0, close + 1);
+        if (close + 1 < rest.size()) {
+            if (rest[close + 1] != ':')
+                return "'" + rules::shown(v) + "': expected ':PORT' after ']'";
+            port = rest.substr(close + 2);
+        }
+    } else if (const std::size_t colon = rest.rfind(':'); colon != std::string::npos) {
+        host = rest.substr(0, colon);
+        port = rest.substr(colon + 1);
+        if (port.empty()) return "'" + rules::shown(v) + "': the port after ':' is missing";
+    }
+    if (host.empty() || host == "[]") return "'" + rules::shown(v) + "' names no host";
+    for (const char ch : host) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c <= ' ' || c == '/' || c == '?' || c == '#' || c == '@' || c == 0x7F)
+            return "'" + rules::shown(v) + "': the host may not contain '" +
+                   rules::shown(std::string(1, ch)) + "'";
+    }
+    if (!port.empty()) {
+        if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoul(port) < 1 || std::stoul(port) > 65535) {
+            return "'" + rules::shown(v) + "': the port must be 1 to 65535";
+        }
+    }
+    return {};
+}
+
+// mqtt.uri: one URI or a list; each checked at its place; a list neither
+// empty nor naming a broker twice.
+void read_broker_uris(ConfigReader& r, const YamlEntry& e, Config& c) {
+    rules::YamlReader& y = r.yaml();
+    std::vector<std::pair<YAML::Node, SourcePos>> items;
+    if (e.value.IsSequence()) {
+        if (e.value.size() == 0) {
+            y.error(y.value_pos(e), "mqtt.uri: the list is empty; name at least one broker");
+            return;
+        }
+        for (const YAML::Node& n : e.value)
+            items.emplace_back(n, y.pos(n, y.value_pos(e)));
+    } else {
+        items.emplace_back(e.value, y.value_pos(e));
+    }
+    std::vector<std::string> uris;
+    std::map<std::string, int> seen;
+    bool ok = true;
+    for (const auto& [node, pos] : items) {
+        std::string why;
+        const std::optional<std::string> v = rules::as_text(node, why);
+        if (!v) {
+            y.error(pos, "mqtt.uri: " + why);
+            ok = false;
+            continue;
+        }
+        if (const std::string problem = uri_problem(*v); !problem.empty()) {
+            y.error(pos, "mqtt.uri: " + problem);
+            ok = false;
+            continue;
+        }
+        if (const auto [it, fresh] = seen.emplace(*v, pos.line); !fresh) {
+            y.error(pos, "mqtt.uri: '" + rules::shown(*v) + "' is listed twice (first at line " +
+                             std::to_string(it->second) + ")");
+            ok = false;
+            continue;
+        }
+        uris.push_back(*v);
+    }
+    if (!ok) return;
+    c.mqtt.uris = std::move(uris);
+    c.mqtt.uri = c.mqtt.uris.front();
+}
+
 void mqtt_done(ConfigReader& r, const YamlEntry&, const std::vector<YamlEntry>& es, Config& c) {
     const YamlEntry* tls = rules::find_entry(es, "tls");
-    if (tls && c.mqtt.uri.rfind("tcp://", 0) == 0) {
+    const bool any_ssl = std::any_of(c.mqtt.uris.begin(), c.mqtt.uris.end(),
+                                     [](const auto& u) { return u.rfind("ssl://", 0) == 0; });
+    if (tls && !any_ssl) {
         // A warning, not an error: switching the uri between tcp:// and ssl://
         // should not require deleting the tls block.
         r.yaml().warn(r.yaml().key_pos(*tls),
@@ -160,15 +246,10 @@ std::vector<ConfigKey<Config>> make_config_keys() {
                   }),
 
         section<C>("mqtt", "the broker and how to talk to it", mqtt_done),
-        text<C>(
-            "mqtt.uri", "tcp://localhost:1883", "the broker: tcp://HOST:PORT or ssl://HOST:PORT",
-            [](C& c, std::string v) { c.mqtt.uri = std::move(v); },
-            [](const std::string& v, const std::string&) -> std::string {
-                if (v.rfind("tcp://", 0) != 0 && v.rfind("ssl://", 0) != 0)
-                    return "'" + rules::shown(v) + "' must start with tcp:// or ssl://";
-                if (v.size() == 6) return "'" + v + "' names no host";
-                return {};
-            }),
+        custom<C>("mqtt.uri", "tcp://localhost:1883",
+                  "the broker: tcp://HOST:PORT or ssl://HOST:PORT, or a list of them tried in "
+                  "order on every connect",
+                  read_broker_uris),
         choice<C, int>("mqtt.version", "3.1.1", "protocol version: 3.1.1 or 5",
                        {{"3.1.1", 4}, {"5", 5}}, [](C& c, int v) { c.mqtt.version = v; }),
         text<C>(

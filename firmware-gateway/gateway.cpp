@@ -102,7 +102,9 @@ std::string Gateway::status_online() const {
         .field("version", TIDEGATE_VERSION)
         .field("started", std::string_view(format_rfc3339_ms(started_wall_)))
         .field("rules", static_cast<std::uint64_t>(rules_->rule_count()))
-        .field("sensors", static_cast<std::uint64_t>(sensors_.size()));
+        .field("sensors", static_cast<std::uint64_t>(sensors_.size()))
+        .field("broker",
+               std::string_view(connected_broker_.empty() ? cfg_.mqtt.uri : connected_broker_));
     return std::move(o).finish();
 }
 
@@ -265,6 +267,9 @@ void Gateway::handle(Message& m) {
             } else if constexpr (std::is_same_v<T, MqttIncoming>) {
                 on_incoming(msg);
             } else if constexpr (std::is_same_v<T, MqttConnected>) {
+                // The status (the birth, sent first) names the broker that accepted.
+                connected_broker_ = link_->current_uri();
+                link_->set_birth(status_online());
                 link_->on_connected();
             } else if constexpr (std::is_same_v<T, MqttConnectFailed>) {
                 link_->on_connect_failed(msg.why, now);

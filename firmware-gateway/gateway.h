@@ -95,6 +95,7 @@ class Gateway final : public drivers::Sink {
     std::unique_ptr<RuleHost> rules_;
     bool stopping_ = false;
     WallTime started_wall_{};
+    std::string connected_broker_;  // the URI of the current connection (status `broker`)
     MonoTime started_mono_{};
     MonoTime next_metrics_{};
 };

@@ -31,7 +31,8 @@ class MqttClient {
     // Starts a connection attempt; false when it could not even start (the
     // reason in `why`), and no outcome message follows then.
     // `max_inflight`: QoS 1 messages unacknowledged at once on the connection.
-    virtual bool connect(int max_inflight, std::string& why) = 0;
+    // `uri`: the broker to try, one of the configured list (SPEC §13).
+    virtual bool connect(int max_inflight, const std::string& uri, std::string& why) = 0;
     // Hands one message to the client; `token` comes back with its outcome.
     // false: not taken (the connection is going away; a loss follows).
     virtual bool publish(std::uintptr_t token, const OutMessage& m) = 0;

@@ -17,7 +17,9 @@ MqttLink::MqttLink(const MqttConfig& cfg, std::unique_ptr<MqttClient> client,
     : cfg_(cfg),
       client_(std::move(client)),
       status_topic_(std::move(status_topic)),
-      jitter_(static_cast<unsigned>(std::random_device{}())) {}
+      jitter_(static_cast<unsigned>(std::random_device{}())) {
+    uris_ = cfg_.uris.empty() ? std::vector<std::string>{cfg_.uri} : cfg_.uris;
+}
 
 MqttLink::~MqttLink() = default;
 
@@ -35,7 +37,7 @@ void MqttLink::connect(MonoTime now) {
     connecting_ = true;
     std::string why;
     // Each record has up to a few destinations; plus room for status/metrics.
-    if (!client_->connect(static_cast<int>(max_inflight_ * 4 + 16), why)) {
+    if (!client_->connect(static_cast<int>(max_inflight_ * 4 + 16), current_uri(), why)) {
         connecting_ = false;
         on_connect_failed(why, now);
     }
@@ -48,8 +50,16 @@ void MqttLink::schedule_reconnect(MonoTime now) {
     const auto delay = std::chrono::milliseconds(
         static_cast<long long>(static_cast<double>(backoff_.count()) * spread(jitter_)));
     reconnect_at_ = now + delay;
-    log_info("mqtt", "reconnecting to " + cfg_.uri + " in " + format_duration(delay));
+    log_info("mqtt", "reconnecting to " + brokers_text() + " in " + format_duration(delay));
     backoff_ = std::min(backoff_ * 2, kBackoffMax);
+}
+
+std::string MqttLink::brokers_text() const {
+    if (cfg_.uris.size() <= 1) return cfg_.uri;
+    std::string s;
+    for (const std::string& u : cfg_.uris)
+        s += (s.empty() ? "" : ", ") + u;
+    return s;
 }
 
 void MqttLink::on_connected() {
@@ -57,7 +67,8 @@ void MqttLink::on_connected() {
     connected_ = true;
     backoff_ = std::chrono::milliseconds(1000);
     failures_in_row_ = 0;
-    log_info("mqtt", "connected to " + cfg_.uri + " as " + cfg_.client_id);
+    broker_ = current_uri();
+    log_info("mqtt", "connected to " + broker_ + " as " + cfg_.client_id);
     poison_.on_connected();
     if (!birth_.empty()) {
         // The birth goes first: subscribers see the gateway online before its backlog.
@@ -85,8 +96,18 @@ void MqttLink::send_subscribe(const std::string& filter, int qos) {
 void MqttLink::on_connect_failed(const std::string& why, MonoTime now) {
     connecting_ = false;
     connected_ = false;
-    std::string msg = "connect to " + cfg_.uri + " failed: " + why;
-    if (cfg_.uri.rfind("ssl://", 0) == 0) {
+    if (uri_index_ + 1 < uris_.size()) {
+        // The next broker of the list at once; the backoff is per round.
+        log_warn("mqtt", "connect to " + current_uri() + " failed: " + why + "; trying " +
+                             uris_[uri_index_ + 1]);
+        ++uri_index_;
+        connect(now);
+        return;
+    }
+    std::string msg = "connect to " + current_uri() + " failed: " + why;
+    if (uris_.size() > 1) msg += " (every broker of mqtt.uri failed)";
+    uri_index_ = 0;
+    if (msg.find("ssl://") != std::string::npos) {
         msg +=
             "; for TLS check the broker's certificate against tls.ca_file (or the system "
             "trust store), its host name (verify_hostname) and cert_file/key_file";
@@ -107,7 +128,8 @@ void MqttLink::on_connection_lost(const std::string& why, MonoTime now) {
     if (!connected_) return;
     connected_ = false;
     ++stats_.reconnects;
-    log_warn("mqtt", "connection to " + cfg_.uri + " lost: " + why);
+    log_warn("mqtt", "connection to " + broker_ + " lost: " + why);
+    uri_index_ = 0;  // a reconnect tries the list from its start
     const auto poison = poison_.on_connection_lost(now);
     requeue_inflight();
     forget_records();

@@ -80,6 +80,12 @@ class MqttLink {
 
     // Messages from Paho's threads, delivered by the loop.
     void on_connected();
+    // The broker the current connect attempt (or connection) is for.
+    const std::string& current_uri() const { return uris_[uri_index_]; }
+    // The broker of the current (or last) connection.
+    const std::string& broker() const { return broker_; }
+    // "tcp://a:1883, tcp://b:1883": the brokers tried, for messages.
+    std::string brokers_text() const;
     void on_connect_failed(const std::string& why, MonoTime now);
     void on_connection_lost(const std::string& why, MonoTime now);
     void on_delivered(std::uintptr_t id);
@@ -122,6 +128,10 @@ class MqttLink {
     std::unique_ptr<MqttClient> client_;
     std::string status_topic_;
     std::string birth_;
+    std::string broker_;
+    // The brokers, tried in order on every connect and reconnect (SPEC §13).
+    std::vector<std::string> uris_;
+    std::size_t uri_index_ = 0;
 
     bool connected_ = false;
     bool connecting_ = false;

@@ -88,7 +88,7 @@ class PahoClient final : public MqttClient {
                std::string will_payload);
     ~PahoClient() override;
 
-    bool connect(int max_inflight, std::string& why) override;
+    bool connect(int max_inflight, const std::string& uri, std::string& why) override;
     bool publish(std::uintptr_t token, const OutMessage& m) override;
     bool subscribe(const std::string& filter, int qos, std::string& why) override;
     bool publish_and_disconnect(const OutMessage& m, std::chrono::milliseconds timeout) override;
@@ -157,7 +157,7 @@ PahoClient::~PahoClient() {
     }
 }
 
-bool PahoClient::connect(int max_inflight, std::string& why) {
+bool PahoClient::connect(int max_inflight, const std::string& uri, std::string& why) {
     mqtt::connect_options opts;
     opts.set_keep_alive_interval(std::max<int>(
         1, static_cast<int>(
@@ -176,7 +176,14 @@ bool PahoClient::connect(int max_inflight, std::string& why) {
     opts.set_will(mqtt::will_options(will_topic_, will_payload_, 1, true));
     if (!cfg_.username.empty()) opts.set_user_name(cfg_.username);
     if (!cfg_.password.empty()) opts.set_password(cfg_.password);
-    if (cfg_.uri.rfind("ssl://", 0) == 0) {
+    // Another broker of the list than the one the client was made with: this
+    // connect goes there (the link walks the list, SPEC §13).
+    if (uri != cfg_.uri) {
+        auto servers = std::make_shared<mqtt::string_collection>();
+        servers->push_back(uri);
+        opts.set_servers(servers);
+    }
+    if (uri.rfind("ssl://", 0) == 0) {
         mqtt::ssl_options ssl;
         if (!cfg_.tls.ca_file.empty()) ssl.set_trust_store(cfg_.tls.ca_file);
         if (!cfg_.tls.cert_file.empty()) ssl.set_key_store(cfg_.tls.cert_file);

@@ -29,8 +29,10 @@ class ScriptedClient final : public MqttClient {
     std::vector<Sent> sent;
     std::vector<std::string> subscriptions;
 
-    bool connect(int, std::string& why) override {
+    std::vector<std::string> connect_uris;  // the broker of each connect call
+    bool connect(int, const std::string& uri, std::string& why) override {
         ++connects;
+        connect_uris.push_back(uri);
         if (refuse_connect_call) {
             why = "bad uri";
             return false;

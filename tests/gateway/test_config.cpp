@@ -1095,3 +1095,34 @@ TEST_CASE("sensor and output names are at most 128 characters", "[config]") {
           "t.yaml:3:12: error: output name: 129 characters; at most 128 are allowed (it is part "
           "of topics)");
 }
+
+TEST_CASE("mqtt.uri takes one broker or a list, each checked at its place", "[config]") {
+    const tg::Config one =
+        tg::parse_config("mqtt: { uri: 'ssl://b:8883' }\nsensors: []\n", "t.yaml");
+    CHECK(one.mqtt.uri == "ssl://b:8883");
+    CHECK(one.mqtt.uris == std::vector<std::string>{"ssl://b:8883"});
+    const tg::Config list = tg::parse_config(
+        "mqtt:\n  uri: [tcp://a:1883, 'ssl://[::1]:8883', tcp://c]\nsensors: []\n", "t.yaml");
+    CHECK(list.mqtt.uri == "tcp://a:1883");
+    CHECK(list.mqtt.uris ==
+          std::vector<std::string>{"tcp://a:1883", "ssl://[::1]:8883", "tcp://c"});
+    const tg::Config dflt = tg::parse_config("sensors: []\n", "t.yaml");
+    CHECK(dflt.mqtt.uris == std::vector<std::string>{"tcp://localhost:1883"});
+
+    CHECK(error_of("mqtt:\n  uri: []\nsensors: []\n") ==
+          "t.yaml:2:8: error: mqtt.uri: the list is empty; name at least one broker");
+    CHECK(error_of("mqtt:\n  uri: [tcp://a:1883, tcp://a:1883]\nsensors: []\n") ==
+          "t.yaml:2:23: error: mqtt.uri: 'tcp://a:1883' is listed twice (first at line 2)");
+    CHECK(error_of("mqtt:\n  uri:\n    - tcp://a:1883\n    - tcp://b:99999\nsensors: []\n") ==
+          "t.yaml:4:7: error: mqtt.uri: 'tcp://b:99999': the port must be 1 to 65535");
+    CHECK(error_of("mqtt:\n  uri: ['tcp://a:', tcp://b:1883]\nsensors: []\n") ==
+          "t.yaml:2:9: error: mqtt.uri: 'tcp://a:': the port after ':' is missing");
+    CHECK(error_of("mqtt:\n  uri: [tcp://a b:1883]\nsensors: []\n") ==
+          "t.yaml:2:9: error: mqtt.uri: 'tcp://a b:1883': the host may not contain ' '");
+    CHECK(error_of("mqtt:\n  uri:\n    - tcp://a:1883\n    - {x: 1}\nsensors: []\n") ==
+          "t.yaml:4:7: error: mqtt.uri: expected text, got a map");
+    CHECK(error_of("mqtt:\n  uri: ['ssl://[::1']\nsensors: []\n") ==
+          "t.yaml:2:9: error: mqtt.uri: 'ssl://[::1': '[' without ']'");
+    // Two errors in one list: both reported.
+    CHECK(errors_of("mqtt:\n  uri: [x, y]\nsensors: []\n").size() == 2);
+}

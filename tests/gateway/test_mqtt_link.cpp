@@ -261,3 +261,39 @@ TEST_CASE("link: an event refused five times is given up and the rest flows", "[
     CHECK(box.cursor() == first + 1);
     CHECK(h.link.settled());
 }
+
+TEST_CASE("mqtt link: a list of brokers is tried in order on every connect and reconnect",
+          "[mqtt_link]") {
+    MqttConfig cfg = Config().mqtt;
+    cfg.uris = {"tcp://a:1883", "tcp://b:1883", "tcp://c:1883"};
+    cfg.uri = cfg.uris.front();
+    auto owned = std::make_unique<ScriptedClient>();
+    ScriptedClient* client = owned.get();
+    MqttLink link(cfg, std::move(owned), "p/gw/status");
+    MonoTime now{};
+    link.start(now);
+    CHECK(client->connect_uris == std::vector<std::string>{"tcp://a:1883"});
+    // a fails: b at once, no backoff in between.
+    link.on_connect_failed("refused", now);
+    CHECK(client->connect_uris.back() == "tcp://b:1883");
+    client->connected = true;
+    link.on_connected();
+    CHECK(link.broker() == "tcp://b:1883");
+    CHECK(link.current_uri() == "tcp://b:1883");
+    // Lost: the reconnect starts from the top of the list again.
+    client->connected = false;
+    link.on_connection_lost("gone", now);
+    CHECK(client->connect_uris.size() == 2);  // waits for the backoff first
+    const auto due = link.next_deadline();
+    REQUIRE(due);
+    link.on_timer(*due);
+    CHECK(client->connect_uris.back() == "tcp://a:1883");
+    // Every broker failing: one round, then the backoff.
+    link.on_connect_failed("refused", *due);
+    link.on_connect_failed("refused", *due);
+    link.on_connect_failed("refused", *due);
+    CHECK(client->connect_uris == std::vector<std::string>{"tcp://a:1883", "tcp://b:1883",
+                                                           "tcp://a:1883", "tcp://b:1883",
+                                                           "tcp://c:1883"});
+    CHECK(link.next_deadline() > *due);
+}
