@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "config.h"
+#include "connect_check.h"
 #include "core/file_read.h"
 #include "core/log.h"
 #include "gateway.h"
@@ -70,7 +71,7 @@ int cmd_check(const CliArgs& a) {
     // Every problem of every file in one run (SPEC §1): config first, then rules.
     Diagnostics out;
     std::optional<Config> cfg;
-    const bool with_config = a.config.has_value() || a.paths.empty();
+    const bool with_config = a.config.has_value() || a.paths.empty() || a.connect;
     if (with_config) {
         const std::string path = a.config.value_or(kDefaultConfig);
         Diagnostics warnings;
@@ -109,7 +110,17 @@ int cmd_check(const CliArgs& a) {
             out.add(d);
     }
     print_diagnostics(out, stdout);
-    return out.has_errors() ? 1 : 0;
+    if (out.has_errors()) return 1;
+    if (a.connect && cfg) {
+        // Every broker once, as the gateway would connect (SPEC §13).
+        bool all_ok = true;
+        for (const BrokerProbe& p : probe_brokers(cfg->mqtt, std::chrono::seconds(5))) {
+            std::printf("%s: %s%s\n", p.uri.c_str(), p.ok ? "" : "error: ", p.detail.c_str());
+            all_ok = all_ok && p.ok;
+        }
+        return all_ok ? 0 : 1;
+    }
+    return 0;
 }
 
 int cmd_replay(const CliArgs& a) {
@@ -278,6 +289,7 @@ int cmd_run(const CliArgs& a) {
 std::string usage_text() {
     return "usage: tidegate [run] [-c FILE] [--log-level LEVEL]   run the gateway (default)\n"
            "       tidegate check [-c FILE] [PATH...]              validate config and rule files\n"
+           "       tidegate check --connect [-c FILE]              ... and try every broker once\n"
            "       tidegate replay [-c FILE] [--rules PATH]... [--explain RULE] [EVENTS...]\n"
            "                                  run the rules over recorded events (files, a\n"
            "                                  journal folder, or - for standard input);\n"
@@ -334,6 +346,10 @@ std::variant<CliArgs, CliError> parse_cli(const std::vector<std::string>& args) 
                 inline_value = args[++i];
             }
             out.config = *inline_value;
+            continue;
+        }
+        if (out.command == CliArgs::Command::Check && a == "--connect") {
+            out.connect = true;
             continue;
         }
         if (out.command == CliArgs::Command::Replay && takes_value(a, "--explain", inline_value)) {

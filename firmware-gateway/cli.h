@@ -19,6 +19,7 @@ struct CliArgs {
     std::vector<std::string> rules;      // replay/test --rules PATH
     std::optional<std::string> junit;    // test --junit FILE
     std::optional<std::string> explain;  // replay --explain RULE
+    bool connect = false;                // check --connect
 };
 
 struct CliError {
