@@ -222,7 +222,6 @@ int Gateway::run() {
     }
 
     rules_->stop();
-    if (ha_) ha_->flush();
     link_->shutdown(offline_payload(), kOfflineTimeout);
     const Outbox::Stats st = outbox_.stats();
     outbox_.close();

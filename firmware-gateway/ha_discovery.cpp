@@ -9,6 +9,7 @@
 #include "core/file_read.h"
 #include "core/log.h"
 #include "core/source_error.h"
+#include "durable_files.h"
 
 namespace tg::ha {
 namespace {
@@ -383,6 +384,11 @@ void HaAnnouncer::publish_all(bool only_changed) {
     std::set<std::string> current;
     for (const Entity& e : now)
         current.insert(e.topic);
+    // Remembered before anything is published: what a crash interrupts is
+    // removed (or announced again) at the next start.
+    std::set<std::string> both = announced_;
+    both.insert(current.begin(), current.end());
+    save(both);
     // Gone since the last announce (this run or a previous one): an empty
     // retained config deletes the entity in Home Assistant.
     std::size_t removed = 0;
@@ -409,19 +415,21 @@ void HaAnnouncer::publish_all(bool only_changed) {
                                   (removed ? ", removed " + std::to_string(removed) : ""));
     last_ = std::move(now);
     announced_ = std::move(current);
-    std::string text = announced_to_text(announced_);
-    if (text != written_) {
-        if (!writer_) {
-            writer_ = std::make_unique<BackgroundWriter>(announced_path(cfg_), "homeassistant",
-                                                         "the announced entities");
-        }
-        written_ = text;
-        writer_->write(std::move(text));
-    }
+    save(announced_);
 }
 
-void HaAnnouncer::flush() {
-    if (writer_) writer_->flush();
+void HaAnnouncer::save(const std::set<std::string>& topics) {
+    std::string text = announced_to_text(topics);
+    if (text == written_) return;
+    // On the loop thread, but only when the set changes (a config change, a
+    // reload): a write still in flight when the process dies could forget an
+    // entity, which would then never be removed.
+    try {
+        write_file_atomic(announced_path(cfg_), text);
+        written_ = std::move(text);
+    } catch (const std::exception& e) {
+        log_warn("homeassistant", std::string("cannot save the announced entities: ") + e.what());
+    }
 }
 
 }  // namespace tg::ha

@@ -17,7 +17,6 @@
 #include <string_view>
 #include <vector>
 
-#include "background_writer.h"
 #include "config.h"
 #include "core/clock.h"
 #include "event_queue.h"
@@ -87,14 +86,13 @@ class HaAnnouncer {
     bool on_message(const MqttIncoming& m, MonoTime now);
     std::optional<MonoTime> next_deadline() const { return deferred_; }
     void on_timer(MonoTime now);
-    // Waits until the announced topics are on disk.
-    void flush();
-
     std::uint64_t announces() const { return announces_; }
 
   private:
     // Publishes the removals and the configs (all, or only new and changed).
     void publish_all(bool only_changed);
+    // Writes `topics` to announced_path (atomically) unless it holds them already.
+    void save(const std::set<std::string>& topics);
 
     const Config& cfg_;
     const std::string version_;
@@ -102,12 +100,11 @@ class HaAnnouncer {
     ConnectedFn connected_;
     std::vector<std::string> rules_;
     std::set<std::string> announced_;  // config topics announced and not yet emptied
-    std::string written_;              // the file's content as last handed to the writer
+    std::string written_;              // the file's content as last written
     std::vector<Entity> last_;         // the configs last published
     std::optional<MonoTime> last_announce_;
     std::optional<MonoTime> deferred_;  // a birth message asked for an announce then
     std::uint64_t announces_ = 0;
-    std::unique_ptr<BackgroundWriter> writer_;
 };
 
 }  // namespace tg::ha
