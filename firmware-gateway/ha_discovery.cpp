@@ -113,13 +113,23 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
     return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+std::string lowered(std::string s) {
+    for (char& c : s)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
 // "greenhouse.temp" -> "Greenhouse temp": the entity's own name; Home
-// Assistant shows it after the device's.
-std::string display_name(std::string_view name) {
+// Assistant shows it after the device's, so a leading device name is left
+// out (gateway "greenhouse": "Temp").
+std::string display_name(std::string_view name, const std::string& device) {
     std::string out(name);
     for (char& c : out) {
         if (c == '.' || c == '_') c = ' ';
     }
+    const std::string lead = lowered(device) + " ";
+    if (out.size() > lead.size() && lowered(out.substr(0, lead.size())) == lead)
+        out.erase(0, lead.size());
     if (!out.empty()) out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
     return out;
 }
@@ -244,7 +254,8 @@ std::vector<Entity> discovery_entities(const Config& cfg,
     for (const SensorConfig& s : cfg.sensors) {
         if (s.publish == PublishMode::None || s.publish == PublishMode::Events) continue;
         const std::string object_id = id_part(s.name);
-        const std::string name = s.ha_name.empty() ? display_name(s.name) : s.ha_name;
+        const std::string name =
+            s.ha_name.empty() ? display_name(s.name, cfg.gateway.id) : s.ha_name;
         const std::string component = s.type == ValueType::Boolean ? "binary_sensor" : "sensor";
         Json j = start_payload(c, component, object_id, name);
         j["state_topic"] = c.base + "/state/" + s.path();
@@ -265,7 +276,7 @@ std::vector<Entity> discovery_entities(const Config& cfg,
     }
     for (const std::string& rule : rule_names) {
         const std::string object_id = "rule_" + id_part(rule);
-        Json j = start_payload(c, "binary_sensor", object_id, display_name(rule));
+        Json j = start_payload(c, "binary_sensor", object_id, display_name(rule, cfg.gateway.id));
         j["device_class"] = "problem";
         j["state_topic"] = c.base + "/rules/" + rule;
         j["value_template"] = kOnOffTemplate;
@@ -275,7 +286,7 @@ std::vector<Entity> discovery_entities(const Config& cfg,
     for (const OutputConfig& o : cfg.outputs) {
         const std::string object_id = "output_" + id_part(o.name);
         const std::string component = o.remote ? "switch" : "binary_sensor";
-        Json j = start_payload(c, component, object_id, display_name(o.name));
+        Json j = start_payload(c, component, object_id, display_name(o.name, cfg.gateway.id));
         if (o.remote) {
             j["command_topic"] = c.base + "/cmd/outputs/" + o.name;
             j["payload_on"] = "on";

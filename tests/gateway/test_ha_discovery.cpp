@@ -237,6 +237,20 @@ TEST_CASE("ha: colliding object ids are announced once", "[ha]") {
     CHECK(skipped[0].find("sensor 'a_b.c' is not announced") == 0);
 }
 
+TEST_CASE("ha: entity names do not repeat the device's", "[ha]") {
+    const tg::Config c = tg::parse_config(
+        "gateway: { id: Greenhouse }\nsensors:\n  - { name: greenhouse.temp, driver: simulated }\n"
+        "  - { name: greenhouse, driver: simulated }\n  - { name: greenhouses.air, driver: "
+        "simulated }\n",
+        "t.yaml");
+    const auto es = tg::ha::discovery_entities(c, {"greenhouse_too_hot"}, "1");
+    REQUIRE(es.size() == 4);
+    CHECK(json::parse(es[0].payload)["name"] == "Temp");
+    CHECK(json::parse(es[1].payload)["name"] == "Greenhouse");  // nothing would be left
+    CHECK(json::parse(es[2].payload)["name"] == "Greenhouses air");
+    CHECK(json::parse(es[3].payload)["name"] == "Too hot");
+}
+
 TEST_CASE("ha: the announced-topics file reads back, and hostile content reads as nothing",
           "[ha]") {
     const std::set<std::string> topics{"homeassistant/sensor/g/a/config",
