@@ -377,6 +377,12 @@ void read_sensor(ConfigReader& r, const YAML::Node& node, Config& c) {
         hb && !rules::find_entry(es, "deadband")) {
         y.warn(y.key_pos(*hb), "heartbeat has no effect without deadband");
     }
+    if (const YamlEntry* ha = rules::find_entry(es, "ha");
+        ha && (s.publish == PublishMode::None || s.publish == PublishMode::Events)) {
+        y.warn(y.key_pos(*ha), "ha has no effect with publish: " +
+                                   std::string(s.publish == PublishMode::None ? "none" : "events") +
+                                   " (Home Assistant reads the state topic)");
+    }
     if (!d.info) return;  // options cannot be checked against an unknown driver
     const drivers::DriverInfo& info = *d.info;
     s.options = read_options(r, rules::find_entry(es, "options"), info.options,

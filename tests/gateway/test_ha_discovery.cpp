@@ -128,6 +128,19 @@ TEST_CASE("ha: config defaults, keys and their errors", "[ha][config]") {
               .find("t.yaml:4:9: error:") == 0);
 }
 
+TEST_CASE("ha: an ha block on a sensor without a state topic is a warning", "[ha][config]") {
+    tg::Diagnostics warnings;
+    const tg::Config c = tg::parse_config(
+        "sensors:\n  - name: a\n    driver: simulated\n"
+        "    publish: events\n    ha: { name: A }\n",
+        "t.yaml", &warnings);
+    REQUIRE(c.sensors.size() == 1);
+    REQUIRE(warnings.items().size() == 1);
+    CHECK(warnings.items()[0].format() ==
+          "t.yaml:5:5: warning: ha has no effect with publish: events (Home Assistant reads the "
+          "state topic)");
+}
+
 TEST_CASE("ha: device classes and ids", "[ha]") {
     CHECK(tg::ha::device_class_for_unit("°C") == "temperature");
     CHECK(tg::ha::device_class_for_unit("°F") == "temperature");
