@@ -15,7 +15,7 @@ import uuid
 import jinja2
 import paho.mqtt.publish as mqtt_publish
 
-from tidegate_testkit import Subscriber, project_version, sequence_sensor
+from tidegate_testkit import Subscriber, project_version, run_cli, sequence_sensor
 
 ENV = jinja2.Environment()
 
@@ -355,3 +355,39 @@ def test_removal_across_restart_and_offline_on_sigkill(make_config, start_gatewa
     late.close()
     assert gw2.terminate() == 0
     clear_retained(broker_port, [one])
+
+
+def test_check_reports_bad_homeassistant_keys_at_their_place(tidegate_bin, tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("""homeassistant:
+  discovery: yes please
+  prefx: ha
+sensors:
+  - name: room.temp
+    driver: simulated
+    unit: "°C"
+    ha: { device_class: temprature }
+  - name: door.open
+    driver: simulated
+    type: boolean
+    ha:
+      device_class: temperature
+      nmae: Door
+""")
+    res = run_cli(tidegate_bin, "check", "-c", str(cfg))
+    assert res.returncode == 1
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith(f"{cfg}:2:14: error: ")
+    assert lines[1:] == [
+        f"{cfg}:3:3: error: unknown key 'prefx' in 'homeassistant' (did you mean 'prefix'?)",
+        f"{cfg}:8:25: error: unknown device_class 'temprature' for a number sensor "
+        "(did you mean 'temperature'?)",
+        f"{cfg}:13:21: error: device_class 'temperature' is for number sensors, not boolean ones",
+        f"{cfg}:14:7: error: unknown key 'nmae' in 'ha' (did you mean 'name'?)",
+    ]
+    (tmp_path / "rules.d").mkdir()
+    cfg.write_text(f"rules: {{ paths: [{tmp_path / 'rules.d'}] }}\n"
+                   "homeassistant: { discovery: true, prefix: ha }\nsensors:\n"
+                   "  - { name: a, driver: simulated, ha: { device_class: voltage, name: A } }\n")
+    res = run_cli(tidegate_bin, "check", "-c", str(cfg))
+    assert (res.returncode, res.stdout) == (0, "")
