@@ -71,6 +71,12 @@ struct MetricsConfig {
     std::chrono::milliseconds interval{};
 };
 
+// Home Assistant MQTT discovery (SPEC §8).
+struct HomeAssistantConfig {
+    bool discovery = false;
+    std::string prefix;  // Home Assistant's discovery prefix
+};
+
 enum class PublishMode { All, Events, State, None };
 
 struct SensorConfig {
@@ -85,6 +91,9 @@ struct SensorConfig {
     std::optional<std::chrono::milliseconds> heartbeat;
     PublishMode publish = PublishMode::All;
     drivers::Options options;
+    // ha: { device_class, name } for Home Assistant discovery; empty = derived.
+    std::string ha_device_class;
+    std::string ha_name;
     SourcePos pos;  // where the sensor's entry starts
 
     // The sensor's topic path: name with '.' replaced by '/'.
@@ -114,6 +123,7 @@ struct Config {
     OutboxConfig outbox;
     JournalConfig journal;
     MetricsConfig metrics;
+    HomeAssistantConfig homeassistant;
     std::vector<SensorConfig> sensors;
     std::vector<OutputConfig> outputs;
 

@@ -8,6 +8,7 @@
 #include "config_makers.h"
 #include "config_schema.h"
 #include "core/units.h"
+#include "ha_discovery.h"
 #include "rules/program.h"
 #include "rules/rule_set.h"
 
@@ -323,6 +324,30 @@ std::vector<ConfigKey<SensorDraft>> make_sensor_keys() {
                                 {"state", PublishMode::State},
                                 {"none", PublishMode::None}},
                                [](S& d, PublishMode m) { d.s.publish = m; }),
+        section<S>("ha", "how Home Assistant discovery presents this sensor"),
+        custom<S>("ha.device_class", "", "Home Assistant device class (default: from the unit)",
+                  [](ConfigReader& r, const YamlEntry& e, S& d) {
+                      auto v = r.yaml().get(e, "device_class", rules::as_text);
+                      if (!v) return;
+                      // The driver and the type are read first (table order).
+                      if (std::string why = ha::check_device_class(*v, d.s.type); !why.empty()) {
+                          r.error(r.yaml().value_pos(e), why);
+                          return;
+                      }
+                      d.s.ha_device_class = *v;
+                  }),
+        text<S>(
+            "ha.name", "", "the entity's name in Home Assistant (default: from the sensor name)",
+            [](S& d, std::string v) { d.s.ha_name = std::move(v); },
+            [](const std::string& v, const std::string&) -> std::string {
+                if (v.empty()) return "must not be empty (leave it out for the default)";
+                if (v.size() > 255) return std::to_string(v.size()) + " bytes; at most 255";
+                const bool control = std::any_of(v.begin(), v.end(), [](char ch) {
+                    const auto u = static_cast<unsigned char>(ch);
+                    return u < 0x20 || u == 0x7F;
+                });
+                return control ? "must not contain control characters" : "";
+            }),
         custom<S>("options", "", "the driver's options (SPEC §6)",
                   [](ConfigReader&, const YamlEntry&, S&) {
                       // Read in read_sensor, with the driver's table: a sensor
@@ -352,6 +377,12 @@ void read_sensor(ConfigReader& r, const YAML::Node& node, Config& c) {
     if (const YamlEntry* hb = rules::find_entry(es, "heartbeat");
         hb && !rules::find_entry(es, "deadband")) {
         y.warn(y.key_pos(*hb), "heartbeat has no effect without deadband");
+    }
+    if (const YamlEntry* ha = rules::find_entry(es, "ha");
+        ha && (s.publish == PublishMode::None || s.publish == PublishMode::Events)) {
+        y.warn(y.key_pos(*ha), "ha has no effect with publish: " +
+                                   std::string(s.publish == PublishMode::None ? "none" : "events") +
+                                   " (Home Assistant reads the state topic)");
     }
     if (!d.info) return;  // options cannot be checked against an unknown driver
     const drivers::DriverInfo& info = *d.info;

@@ -1,5 +1,5 @@
 // The top-level table of config_schema.h (gateway, mqtt, rules, outbox,
-// journal, metrics and the two lists), the reader's helpers and the
+// journal, metrics, homeassistant and the two lists), the reader's helpers and the
 // defaults. Sensors and outputs: config_items.cpp.
 #include "config_schema.h"
 
@@ -337,6 +337,26 @@ std::vector<ConfigKey<Config>> make_config_keys() {
         section<C>("metrics", "counters on <p>/metrics"),
         duration<C>("metrics.interval", "60s", "how often counters are published", milliseconds(1),
                     false, [](C& c, milliseconds v) { c.metrics.interval = v; }),
+
+        section<C>("homeassistant", "Home Assistant MQTT discovery"),
+        flag<C>("homeassistant.discovery", "false",
+                "true: announce sensors, rules and outputs to Home Assistant",
+                [](C& c, bool v) { c.homeassistant.discovery = v; }),
+        text<C>(
+            "homeassistant.prefix", "homeassistant", "Home Assistant's discovery prefix",
+            [](C& c, std::string v) { c.homeassistant.prefix = std::move(v); },
+            [](const std::string& v, const std::string&) -> std::string {
+                if (v.empty()) return "must not be empty";
+                if (v.size() > kMaxTopicPrefix) {
+                    return std::to_string(v.size()) + " bytes; at most " +
+                           std::to_string(kMaxTopicPrefix) + " are allowed";
+                }
+                if (v.find_first_of("+#") != std::string::npos)
+                    return "'" + rules::shown(v) + "' must not contain the wildcards '+' or '#'";
+                if (v.front() == '/' || v.back() == '/')
+                    return "'" + rules::shown(v) + "' must not start or end with '/'";
+                return {};
+            }),
 
         custom<C>("sensors", "", "the sensors (required)", list_of("sensors", read_sensor)),
         custom<C>("outputs", "[]", "things rules can switch", list_of("outputs", read_output)),

@@ -163,6 +163,14 @@ int Gateway::run() {
     log_info("gateway", "tidegate " TIDEGATE_VERSION " starting as '" + cfg_.gateway.id +
                             "' with " + std::to_string(sensors_.size()) +
                             " sensor(s); topics under " + base_ + "/");
+    if (cfg_.homeassistant.discovery) {
+        // After outbox_.open(): data_dir exists and holds what was announced.
+        ha_ = std::make_unique<ha::HaAnnouncer>(
+            cfg_, TIDEGATE_VERSION, [this](OutMessage m) { link_->publish(std::move(m)); },
+            [this] { return link_->connected(); });
+        ha_->set_rules(rules_->rule_names());
+        link_->subscribe(ha_->status_topic(), 1);
+    }
     link_->start(started_mono_);
 
     rules_->start_watcher_and_outputs();
@@ -185,6 +193,7 @@ int Gateway::run() {
         watchdog.kick(now);
         if (!stopping_) poll_due(now);
         link_->on_timer(now);
+        if (ha_ && !stopping_) ha_->on_timer(now);
         rules_->on_timer(now, stopping_);
         if (!stopping_ && now >= next_metrics_) publish_metrics(now);
 
@@ -237,6 +246,9 @@ MonoTime Gateway::next_deadline(MonoTime now) const {
     if (auto r = link_->next_deadline(); r && *r < d) d = *r;
     if (auto r = outbox_.next_sync_deadline(); r && *r < d) d = *r;
     if (auto r = rules_->next_deadline(stopping_); r && *r < d) d = *r;
+    if (ha_ && !stopping_) {
+        if (auto r = ha_->next_deadline(); r && *r < d) d = *r;
+    }
     if (auto r = events_->drop_report_due(now); r && *r < d) d = *r;
     return d;
 }
@@ -271,6 +283,7 @@ void Gateway::handle(Message& m) {
                 connected_broker_ = link_->current_uri();
                 link_->set_birth(status_online());
                 link_->on_connected();
+                if (ha_ && !stopping_) ha_->on_connected(now);
             } else if constexpr (std::is_same_v<T, MqttConnectFailed>) {
                 link_->on_connect_failed(msg.why, now);
             } else if constexpr (std::is_same_v<T, MqttConnectionLost>) {
@@ -300,6 +313,7 @@ void Gateway::handle(Message& m) {
                 }
             } else if constexpr (std::is_same_v<T, ReloadRequest>) {
                 if (!stopping_ && rules_->reload()) {
+                    if (ha_) ha_->set_rules(rules_->rule_names());
                     link_->set_birth(status_online());
                     if (link_->connected())
                         link_->publish({base_ + "/status", status_online(), 1, true});
@@ -371,6 +385,8 @@ void Gateway::publish_reading(Sensor& sensor, const Reading& r) {
 
 void Gateway::on_incoming(const MqttIncoming& m) {
     if (rules_->on_output_command(m)) return;
+    // Home Assistant's status; an mqtt sensor may listen there too.
+    if (ha_) ha_->on_message(m, clock_.monotonic());
     for (DriverSlot& d : drivers_) {
         for (const std::string& filter : d.driver->subscriptions()) {
             if (topic_matches(filter, m.topic)) {

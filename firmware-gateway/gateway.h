@@ -16,6 +16,7 @@
 #include "drivers/driver.h"
 #include "event_publisher.h"
 #include "event_queue.h"
+#include "ha_discovery.h"
 #include "mqtt_link.h"
 #include "outbox.h"
 #include "rule_host.h"
@@ -93,6 +94,7 @@ class Gateway final : public drivers::Sink {
     std::vector<DriverSlot> drivers_;
 
     std::unique_ptr<RuleHost> rules_;
+    std::unique_ptr<ha::HaAnnouncer> ha_;  // with homeassistant.discovery only
     bool stopping_ = false;
     WallTime started_wall_{};
     std::string connected_broker_;  // the URI of the current connection (status `broker`)

@@ -396,6 +396,14 @@ void RuleHost::persist_rule_state(bool force) {
     persisted_generation_ = engine_->state_generation();
 }
 
+std::vector<std::string> RuleHost::rule_names() const {
+    std::vector<std::string> out;
+    if (!engine_) return out;
+    for (const rules::Rule& r : engine_->rules().rules())
+        out.push_back(r.name);
+    return out;
+}
+
 bool RuleHost::reload() {
     rules::CompileResult res = load_rule_files(cfg_, nullptr);
     if (!res.rules) {

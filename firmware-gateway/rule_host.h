@@ -85,6 +85,8 @@ class RuleHost {
     void flush_transition_logs(MonoTime now);
 
     std::size_t rule_count() const { return engine_ ? engine_->rules().size() : 0; }
+    // The names of the rules running, in evaluation order.
+    std::vector<std::string> rule_names() const;
 
   private:
     // feed's two halves: the engine's transitions and the outputs switched
