@@ -198,7 +198,9 @@ void Replayer::on_transition(const Transition& t) {
     out_ << transition_json(t) << '\n';
 }
 
-void Replayer::on_saga(const SagaEvent& e) { out_ << saga_event_json(e) << '\n'; }
+void Replayer::on_saga(const SagaEvent& e) {
+    out_ << saga_event_json(e) << '\n';
+}
 
 void Replayer::finish() {
     if (run_.started()) run_.run_until(run_.now());
