@@ -123,6 +123,18 @@ int cmd_check(const CliArgs& a) {
     return 0;
 }
 
+// The config of -c, when given; false after printing its problems to `out`.
+bool load_given_config(const CliArgs& a, std::optional<Config>& cfg, std::FILE* out) {
+    if (!a.config) return true;
+    try {
+        cfg = load_config(*a.config);
+    } catch (const LoadError& e) {
+        print_diagnostics(e.diagnostics(), out);
+        return false;
+    }
+    return true;
+}
+
 int cmd_replay(const CliArgs& a) {
     if (!a.config && a.rules.empty()) {
         std::fprintf(stderr,
@@ -131,14 +143,7 @@ int cmd_replay(const CliArgs& a) {
         return 2;
     }
     std::optional<Config> cfg;
-    if (a.config) {
-        try {
-            cfg = load_config(*a.config);
-        } catch (const LoadError& e) {
-            print_diagnostics(e.diagnostics(), stderr);
-            return 1;
-        }
-    }
+    if (!load_given_config(a, cfg, stderr)) return 1;
     rules::CompileResult res;
     if (!a.rules.empty()) {
         res = rules::load_rules(a.rules, cfg ? rule_check_options(*cfg) : rules::CheckOptions{});
@@ -201,14 +206,7 @@ int cmd_test(const CliArgs& a) {
         return 2;
     }
     std::optional<Config> cfg;
-    if (a.config) {
-        try {
-            cfg = load_config(*a.config);
-        } catch (const LoadError& e) {
-            print_diagnostics(e.diagnostics(), stdout);
-            return 1;
-        }
-    }
+    if (!load_given_config(a, cfg, stdout)) return 1;
     return run_rule_test_files(a.paths, cfg ? &*cfg : nullptr, a.rules, a.junit);
 }
 

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "broker_uri.h"
 #include "config_makers.h"
 #include "core/file_read.h"
 #include "core/units.h"
@@ -118,42 +119,18 @@ void tls_done(ConfigReader& r, const YamlEntry&, const std::vector<YamlEntry>& e
     }
 }
 
-// What is wrong with a broker URI, or nothing: scheme, host, port.
-std::string uri_problem(const std::string& v) {
-    std::string rest;
-    if (v.rfind("tcp://", 0) == 0 || v.rfind("ssl://", 0) == 0) {
-        rest = v.substr(6);
-    } else {
-        return "'" + rules::shown(v) + "' must start with tcp:// or ssl://";
+// A leading part of topics (mqtt.topic_prefix, homeassistant.prefix): what
+// is wrong with it, or nothing.
+std::string topic_prefix_problem(const std::string& v, const std::string&) {
+    if (v.empty()) return "must not be empty";
+    if (v.size() > kMaxTopicPrefix) {
+        return std::to_string(v.size()) + " bytes; at most " + std::to_string(kMaxTopicPrefix) +
+               " are allowed";
     }
-    std::string host = rest, port;
-    if (!rest.empty() && rest.front() == '[') {  // [IPv6]:PORT
-        const std::size_t close = rest.find(']');
-        if (close == std::string::npos) return "'" + rules::shown(v) + "': '[' without ']'";
-        host = rest.substr(0, close + 1);
-        if (close + 1 < rest.size()) {
-            if (rest[close + 1] != ':')
-                return "'" + rules::shown(v) + "': expected ':PORT' after ']'";
-            port = rest.substr(close + 2);
-        }
-    } else if (const std::size_t colon = rest.rfind(':'); colon != std::string::npos) {
-        host = rest.substr(0, colon);
-        port = rest.substr(colon + 1);
-        if (port.empty()) return "'" + rules::shown(v) + "': the port after ':' is missing";
-    }
-    if (host.empty() || host == "[]") return "'" + rules::shown(v) + "' names no host";
-    for (const char ch : host) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c <= ' ' || c == '/' || c == '?' || c == '#' || c == '@' || c == 0x7F)
-            return "'" + rules::shown(v) + "': the host may not contain '" +
-                   rules::shown(std::string(1, ch)) + "'";
-    }
-    if (!port.empty()) {
-        if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-            std::stoul(port) < 1 || std::stoul(port) > 65535) {
-            return "'" + rules::shown(v) + "': the port must be 1 to 65535";
-        }
-    }
+    if (v.find_first_of("+#") != std::string::npos)
+        return "'" + rules::shown(v) + "' must not contain the wildcards '+' or '#'";
+    if (v.front() == '/' || v.back() == '/')
+        return "'" + rules::shown(v) + "' must not start or end with '/'";
     return {};
 }
 
@@ -183,7 +160,7 @@ void read_broker_uris(ConfigReader& r, const YamlEntry& e, Config& c) {
             ok = false;
             continue;
         }
-        if (const std::string problem = uri_problem(*v); !problem.empty()) {
+        if (std::string problem; !parse_broker_uri(*v, problem)) {
             y.error(pos, "mqtt.uri: " + problem);
             ok = false;
             continue;
@@ -264,19 +241,7 @@ std::vector<ConfigKey<Config>> make_config_keys() {
             }),
         text<C>(
             "mqtt.topic_prefix", "tidegate", "every topic starts with <topic_prefix>/<gateway.id>/",
-            [](C& c, std::string v) { c.mqtt.topic_prefix = std::move(v); },
-            [](const std::string& v, const std::string&) -> std::string {
-                if (v.empty()) return "must not be empty";
-                if (v.size() > kMaxTopicPrefix) {
-                    return std::to_string(v.size()) + " bytes; at most " +
-                           std::to_string(kMaxTopicPrefix) + " are allowed";
-                }
-                if (v.find_first_of("+#") != std::string::npos)
-                    return "'" + rules::shown(v) + "' must not contain the wildcards '+' or '#'";
-                if (v.front() == '/' || v.back() == '/')
-                    return "'" + rules::shown(v) + "' must not start or end with '/'";
-                return {};
-            }),
+            [](C& c, std::string v) { c.mqtt.topic_prefix = std::move(v); }, topic_prefix_problem),
         whole<C>("mqtt.qos", "1", "events: 1 = at-least-once, 0 = at-most-once", 0, 1,
                  [](C& c, long long v) { c.mqtt.qos = static_cast<int>(v); }),
         duration<C>("mqtt.keepalive", "30s", "MQTT keep-alive interval", milliseconds(1000), false,
@@ -345,18 +310,7 @@ std::vector<ConfigKey<Config>> make_config_keys() {
         text<C>(
             "homeassistant.prefix", "homeassistant", "Home Assistant's discovery prefix",
             [](C& c, std::string v) { c.homeassistant.prefix = std::move(v); },
-            [](const std::string& v, const std::string&) -> std::string {
-                if (v.empty()) return "must not be empty";
-                if (v.size() > kMaxTopicPrefix) {
-                    return std::to_string(v.size()) + " bytes; at most " +
-                           std::to_string(kMaxTopicPrefix) + " are allowed";
-                }
-                if (v.find_first_of("+#") != std::string::npos)
-                    return "'" + rules::shown(v) + "' must not contain the wildcards '+' or '#'";
-                if (v.front() == '/' || v.back() == '/')
-                    return "'" + rules::shown(v) + "' must not start or end with '/'";
-                return {};
-            }),
+            topic_prefix_problem),
 
         custom<C>("sensors", "", "the sensors (required)", list_of("sensors", read_sensor)),
         custom<C>("outputs", "[]", "things rules can switch", list_of("outputs", read_output)),

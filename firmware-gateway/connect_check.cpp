@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 
+#include "broker_uri.h"
 #include "core/units.h"
 
 namespace tg {
@@ -25,45 +26,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-struct Target {
-    bool tls = false;
-    std::string host;  // without brackets
-    std::string port;
-};
-
-std::optional<Target> parse_uri(const std::string& uri, std::string& why) {
-    Target t;
-    std::string rest;
-    if (uri.rfind("tcp://", 0) == 0) {
-        rest = uri.substr(6);
-    } else if (uri.rfind("ssl://", 0) == 0) {
-        t.tls = true;
-        rest = uri.substr(6);
-    } else {
-        why = "not a tcp:// or ssl:// URI";
-        return std::nullopt;
-    }
-    if (!rest.empty() && rest.front() == '[') {
-        const std::size_t close = rest.find(']');
-        if (close == std::string::npos) {
-            why = "'[' without ']'";
-            return std::nullopt;
-        }
-        t.host = rest.substr(1, close - 1);
-        if (close + 2 <= rest.size()) t.port = rest.substr(close + 2);
-    } else if (const std::size_t colon = rest.rfind(':'); colon != std::string::npos) {
-        t.host = rest.substr(0, colon);
-        t.port = rest.substr(colon + 1);
-    } else {
-        t.host = rest;
-    }
-    if (t.port.empty()) t.port = t.tls ? "8883" : "1883";
-    if (t.host.empty()) {
-        why = "no host";
-        return std::nullopt;
-    }
-    return t;
-}
+using Target = BrokerUri;
 
 class Fd {
   public:
@@ -433,7 +396,7 @@ BrokerProbe probe_broker(const std::string& uri, const MqttConfig& cfg, millisec
     BrokerProbe p;
     p.uri = uri;
     std::string why;
-    const std::optional<Target> t = parse_uri(uri, why);
+    const std::optional<Target> t = parse_broker_uri(uri, why);
     if (!t) {
         p.detail = why;
         return p;

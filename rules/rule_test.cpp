@@ -679,6 +679,46 @@ void xml_escaped(std::ostream& out, std::string_view s) {
     }
 }
 
+// Counts of a JUnit <testsuite> (or of all of them): an invalid file is one
+// test in error.
+struct Tally {
+    std::size_t tests = 0, failures = 0, errors = 0;
+    double seconds = 0;
+    Tally& operator+=(const Tally& o) {
+        tests += o.tests;
+        failures += o.failures;
+        errors += o.errors;
+        seconds += o.seconds;
+        return *this;
+    }
+};
+
+Tally tally(const RuleTestSuiteResult& s) {
+    Tally t;
+    t.errors = s.errors.empty() ? 0 : 1;
+    t.tests = s.results.size() + t.errors;
+    for (const RuleTestResult& r : s.results) {
+        t.failures += r.passed ? 0 : 1;
+        t.seconds += r.seconds;
+    }
+    return t;
+}
+
+std::string seconds_text(double seconds) {
+    std::ostringstream s;
+    s.precision(6);
+    s << std::fixed << seconds;
+    return s.str();
+}
+
+// Lines as element text, each escaped and ended.
+void xml_lines(std::ostream& out, const std::vector<std::string>& lines) {
+    for (const std::string& line : lines) {
+        xml_escaped(out, line);
+        out << '\n';
+    }
+}
+
 }  // namespace
 
 bool TestEvent::matches(const TestEvent& h) const {
@@ -831,58 +871,33 @@ RuleTestResult run_rule_test(const RuleTestFile& file, const RuleTest& test,
 }
 
 void write_junit(std::ostream& out, const std::vector<RuleTestSuiteResult>& suites) {
-    std::size_t tests = 0, failures = 0, errors = 0;
-    double seconds = 0;
-    for (const RuleTestSuiteResult& s : suites) {
-        tests += s.results.size();
-        errors += s.errors.empty() ? 0 : 1;
-        for (const RuleTestResult& r : s.results) {
-            failures += r.passed ? 0 : 1;
-            seconds += r.seconds;
-        }
-    }
-    std::ostringstream time;
-    time.precision(6);
-    time << std::fixed << seconds;
+    Tally all;
+    for (const RuleTestSuiteResult& s : suites)
+        all += tally(s);
     out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-    out << "<testsuites name=\"tidegate test\" tests=\"" << tests + errors << "\" failures=\""
-        << failures << "\" errors=\"" << errors << "\" time=\"" << time.str() << "\">\n";
+    out << "<testsuites name=\"tidegate test\" tests=\"" << all.tests << "\" failures=\""
+        << all.failures << "\" errors=\"" << all.errors << "\" time=\"" << seconds_text(all.seconds)
+        << "\">\n";
     for (const RuleTestSuiteResult& s : suites) {
-        std::size_t failed = 0;
-        double suite_seconds = 0;
-        for (const RuleTestResult& r : s.results) {
-            failed += r.passed ? 0 : 1;
-            suite_seconds += r.seconds;
-        }
-        std::ostringstream st;
-        st.precision(6);
-        st << std::fixed << suite_seconds;
+        const Tally t = tally(s);
         out << "  <testsuite name=\"";
         xml_escaped(out, s.file);
-        out << "\" tests=\"" << s.results.size() + (s.errors.empty() ? 0 : 1) << "\" failures=\""
-            << failed << "\" errors=\"" << (s.errors.empty() ? 0 : 1) << "\" skipped=\"0\" time=\""
-            << st.str() << "\">\n";
+        out << "\" tests=\"" << t.tests << "\" failures=\"" << t.failures << "\" errors=\""
+            << t.errors << "\" skipped=\"0\" time=\"" << seconds_text(t.seconds) << "\">\n";
         if (!s.errors.empty()) {
             out << "    <testcase classname=\"";
             xml_escaped(out, s.file);
             out << "\" name=\"(test file)\" time=\"0\">\n      <error message=\"invalid test "
-                   "file\" "
-                   "type=\"invalid\">";
-            for (const std::string& e : s.errors) {
-                xml_escaped(out, e);
-                out << '\n';
-            }
+                   "file\" type=\"invalid\">";
+            xml_lines(out, s.errors);
             out << "</error>\n    </testcase>\n";
         }
         for (const RuleTestResult& r : s.results) {
-            std::ostringstream rt;
-            rt.precision(6);
-            rt << std::fixed << r.seconds;
             out << "    <testcase classname=\"";
             xml_escaped(out, s.file);
             out << "\" name=\"";
             xml_escaped(out, r.name);
-            out << "\" time=\"" << rt.str() << "\"";
+            out << "\" time=\"" << seconds_text(r.seconds) << "\"";
             if (r.passed) {
                 out << "/>\n";
                 continue;
@@ -890,10 +905,7 @@ void write_junit(std::ostream& out, const std::vector<RuleTestSuiteResult>& suit
             out << ">\n      <failure message=\"";
             xml_escaped(out, r.diff.empty() ? std::string("failed") : r.diff.front());
             out << "\" type=\"failure\">";
-            for (const std::string& line : r.diff) {
-                xml_escaped(out, line);
-                out << '\n';
-            }
+            xml_lines(out, r.diff);
             out << "</failure>\n    </testcase>\n";
         }
         out << "  </testsuite>\n";
