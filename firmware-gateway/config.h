@@ -77,6 +77,13 @@ struct HomeAssistantConfig {
     std::string prefix;  // Home Assistant's discovery prefix
 };
 
+// The local HTTP server (SPEC §9).
+struct HttpConfig {
+    std::string listen;      // host:port or [v6]:port; empty = off
+    std::string token_file;  // empty = no token
+    std::string token;       // read from token_file at load time
+};
+
 enum class PublishMode { All, Events, State, None };
 
 struct SensorConfig {
@@ -124,6 +131,7 @@ struct Config {
     JournalConfig journal;
     MetricsConfig metrics;
     HomeAssistantConfig homeassistant;
+    HttpConfig http;
     std::vector<SensorConfig> sensors;
     std::vector<OutputConfig> outputs;
 

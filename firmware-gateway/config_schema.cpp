@@ -13,6 +13,7 @@
 #include "config_makers.h"
 #include "core/file_read.h"
 #include "core/units.h"
+#include "http_server.h"
 
 namespace tg {
 namespace {
@@ -92,6 +93,32 @@ void read_password_file(ConfigReader& r, const YamlEntry& e, Config& c) {
         return;
     }
     m.password = *text;
+}
+
+// http.token_file: read now; a token of printable ASCII without spaces, so
+// that it fits an Authorization header as it is.
+void read_token_file(ConfigReader& r, const YamlEntry& e, Config& c) {
+    auto v = r.yaml().get(e, "http.token_file", rules::as_text);
+    if (!v || v->empty()) return;
+    c.http.token_file = r.resolve(*v);
+    auto text = r.read_named_file(e, "http.token_file", c.http.token_file);
+    if (!text) return;
+    while (!text->empty() && std::isspace(static_cast<unsigned char>(text->back())))
+        text->pop_back();
+    if (text->size() < 16) {
+        r.error(r.yaml().value_pos(e), "http.token_file: the token is " +
+                                           std::to_string(text->size()) +
+                                           " characters; at least 16 are needed");
+        return;
+    }
+    if (text->size() > 256 ||
+        !std::all_of(text->begin(), text->end(), [](char ch) { return ch > ' ' && ch < 127; })) {
+        r.error(r.yaml().value_pos(e),
+                "http.token_file: the token must be at most 256 printable ASCII characters "
+                "without spaces (e.g. the output of `openssl rand -hex 24`)");
+        return;
+    }
+    c.http.token = *text;
 }
 
 // mqtt.tls.*_file: read now, so that a typo shows at load time, not at the
@@ -311,6 +338,17 @@ std::vector<ConfigKey<Config>> make_config_keys() {
             "homeassistant.prefix", "homeassistant", "Home Assistant's discovery prefix",
             [](C& c, std::string v) { c.homeassistant.prefix = std::move(v); },
             topic_prefix_problem),
+
+        section<C>("http", "the local HTTP server: /metrics, /api/status, the status page"),
+        text<C>(
+            "http.listen", "127.0.0.1:9780",
+            "host:port or [v6]:port to listen on; \"\" turns the server off",
+            [](C& c, std::string v) { c.http.listen = std::move(v); },
+            [](const std::string& v, const std::string&) { return http_listen_problem(v); }),
+        custom<C>("http.token_file", "\"\"",
+                  "optional file holding a token every request must carry (Authorization: "
+                  "Bearer <token>); needed for switching outputs",
+                  read_token_file),
 
         custom<C>("sensors", "", "the sensors (required)", list_of("sensors", read_sensor)),
         custom<C>("outputs", "[]", "things rules can switch", list_of("outputs", read_output)),

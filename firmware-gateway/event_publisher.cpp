@@ -117,37 +117,48 @@ void EventPublisher::emit_deadletter(const std::string& source, const std::strin
              source + ": " + reason + ": " + detail +
                  (suppressed ? " (" + std::to_string(suppressed) + " more suppressed)" : ""));
     const std::uint64_t seq = outbox_.next_seq();
-    append(outbox::Record{seq,
-                          cfg_.mqtt.qos,
-                          {{base_ + "/deadletter", false}},
-                          deadletter_envelope(cfg_.gateway.id, seq, source, clock_.wall(), reason,
-                                              detail, suppressed)});
+    const WallTime ts = clock_.wall();
+    append(outbox::Record{
+        seq,
+        cfg_.mqtt.qos,
+        {{base_ + "/deadletter", false}},
+        deadletter_envelope(cfg_.gateway.id, seq, source, ts, reason, detail, suppressed)});
+    if (recent_deadletters_.size() == kRecentDeadLetters) recent_deadletters_.pop_front();
+    recent_deadletters_.push_back({ts, source, reason, detail});
+}
+
+std::vector<EventPublisher::Metric> EventPublisher::metrics() const {
+    const MqttLink::Stats& st = link_.stats();
+    const Outbox::Stats ob = outbox_.stats();
+    return {
+        {"events_in", "readings taken in", true, counters_.events_in},
+        {"published", "messages handed to the broker", true, st.published},
+        {"acked", "messages the broker acknowledged", true, st.acked},
+        {"outbox_depth", "events in the outbox not yet acknowledged", false, ob.depth},
+        {"outbox_bytes", "bytes of the outbox not yet acknowledged", false, ob.bytes},
+        {"dropped", "events the full outbox gave up", true, ob.dropped},
+        {"corrupt_records", "outbox records found corrupt", true, ob.corrupt_records},
+        {"lost_records", "outbox records lost to corruption", true, ob.lost_records},
+        {"bad_readings", "readings refused (range, type, driver error)", true,
+         counters_.bad_readings},
+        {"deadletter", "dead letters", true, counters_.deadletter},
+        {"reconnects", "connections to the broker lost", true, st.reconnects},
+        {"rules_fired", "rule firings", true, counters_.rules_fired},
+        {"overload", "broker input shed by a full event queue", true, counters_.overload},
+        {"dropped_messages", "non-event messages dropped by a full memory queue", true, st.dropped},
+        {"circuit_open", "calls an open circuit breaker skipped", true, counters_.circuit_open},
+        {"sagas_skipped", "firings whose saga was still running", true, counters_.sagas_skipped},
+    };
 }
 
 std::string EventPublisher::metrics_json(MonoTime now, MonoTime started) const {
-    const MqttLink::Stats& st = link_.stats();
-    const Outbox::Stats ob = outbox_.stats();
     JsonObject o;
-    o.field("ts", std::string_view(format_rfc3339_ms(clock_.wall())))
-        .field("events_in", counters_.events_in)
-        .field("published", st.published)
-        .field("acked", st.acked)
-        .field("outbox_depth", ob.depth)
-        .field("outbox_bytes", ob.bytes)
-        .field("dropped", ob.dropped)
-        .field("corrupt_records", ob.corrupt_records)
-        .field("lost_records", ob.lost_records)
-        .field("bad_readings", counters_.bad_readings)
-        .field("deadletter", counters_.deadletter)
-        .field("reconnects", st.reconnects)
-        .field("rules_fired", counters_.rules_fired)
-        .field("overload", counters_.overload)
-        .field("dropped_messages", st.dropped)
-        .field("circuit_open", counters_.circuit_open)
-        .field("sagas_skipped", counters_.sagas_skipped)
-        .field("uptime_s",
-               static_cast<std::uint64_t>(
-                   std::chrono::duration_cast<std::chrono::seconds>(now - started).count()));
+    o.field("ts", std::string_view(format_rfc3339_ms(clock_.wall())));
+    for (const Metric& m : metrics())
+        o.field(m.name, m.value);
+    o.field("uptime_s",
+            static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::seconds>(now - started).count()));
     return std::move(o).finish();
 }
 

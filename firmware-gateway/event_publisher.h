@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,8 +56,27 @@ class EventPublisher {
     void report_overload(const EventQueue::Shed& shed, std::uint64_t link_dropped, bool quiet);
 
     Counters& counters() { return counters_; }
-    // The <p>/metrics message.
+
+    // One figure of <p>/metrics (and of the HTTP /metrics, where a counter is
+    // tidegate_<name>_total and a gauge tidegate_<name>).
+    struct Metric {
+        const char* name;
+        const char* help;
+        bool counter;  // only ever grows (until a restart)
+        std::uint64_t value;
+    };
+    // Every figure but the uptime, in <p>/metrics order.
+    std::vector<Metric> metrics() const;
+    // The <p>/metrics message: ts, metrics(), uptime_s.
     std::string metrics_json(MonoTime now, MonoTime started) const;
+
+    // The latest dead letters (at most kRecentDeadLetters), oldest first.
+    struct DeadLetter {
+        WallTime ts;
+        std::string source, reason, detail;
+    };
+    static constexpr std::size_t kRecentDeadLetters = 20;
+    const std::deque<DeadLetter>& recent_deadletters() const { return recent_deadletters_; }
 
   private:
     void emit_deadletter(const std::string& source, const std::string& reason,
@@ -76,6 +96,7 @@ class EventPublisher {
     RateLimiter drop_log_limiter_{std::chrono::minutes(1)};
     RateLimiter deadletter_limiter_{std::chrono::minutes(1)};
     Counters counters_;
+    std::deque<DeadLetter> recent_deadletters_;
 };
 
 }  // namespace tg

@@ -18,6 +18,10 @@ namespace {
 // outbox): about 3 s at most, even with the broker flooded.
 constexpr std::chrono::milliseconds kDrainTimeout{1500};
 constexpr std::chrono::milliseconds kOfflineTimeout{1000};
+// The HTTP server's snapshot: at most this often, taken up to kSnapshotSlack
+// early when the loop is awake anyway (a rule tick), to spare a wake-up.
+constexpr std::chrono::milliseconds kSnapshotEvery{1000};
+constexpr std::chrono::milliseconds kSnapshotSlack{250};
 
 std::string offline_payload() {
     return R"({"state":"offline"})";
@@ -174,6 +178,7 @@ int Gateway::run() {
     link_->start(started_mono_);
 
     rules_->start_watcher_and_outputs();
+    start_http();
     for (DriverSlot& d : drivers_) {
         d.next_due = started_mono_;
         for (const std::string& filter : d.driver->subscriptions())
@@ -196,6 +201,11 @@ int Gateway::run() {
         if (ha_ && !stopping_) ha_->on_timer(now);
         rules_->on_timer(now, stopping_);
         if (!stopping_ && now >= next_metrics_) publish_metrics(now);
+        if (http_ && status_dirty_ && now + kSnapshotSlack >= next_snapshot_) {
+            http_->publish(take_snapshot(now));
+            status_dirty_ = false;
+            next_snapshot_ = now + kSnapshotEvery;
+        }
 
         events_->handle_drops(outbox_.sync_if_due(now));
         events_->flush_drop_report(now);
@@ -215,6 +225,10 @@ int Gateway::run() {
             stopping_ ? std::min(*drain_until, next_deadline(now)) : next_deadline(now);
         if (auto w = watchdog.deadline(); w && *w < deadline) deadline = *w;
         auto m = queue_.pop_until(deadline);
+        // Anything but the snapshot's own deadline may have changed what it shows.
+        if (m || clock_.monotonic() < next_snapshot_ || deadline != next_snapshot_) {
+            status_dirty_ = true;
+        }
         // Take what has piled up in one go, so a burst of acks costs one wake-up.
         for (int i = 0; m && i < 1024; ++i) {
             handle(*m);
@@ -223,6 +237,7 @@ int Gateway::run() {
         if (m) handle(*m);
     }
 
+    if (http_) http_->stop();
     rules_->stop();
     link_->shutdown(offline_payload(), kOfflineTimeout);
     const Outbox::Stats st = outbox_.stats();
@@ -242,6 +257,7 @@ MonoTime Gateway::next_deadline(MonoTime now) const {
             if (ds.driver->polled() && ds.next_due < d) d = ds.next_due;
         }
         if (next_metrics_ < d) d = next_metrics_;
+        if (http_ && status_dirty_ && next_snapshot_ < d) d = next_snapshot_;
     }
     if (auto r = link_->next_deadline(); r && *r < d) d = *r;
     if (auto r = outbox_.next_sync_deadline(); r && *r < d) d = *r;
@@ -351,6 +367,7 @@ void Gateway::on_reading(Reading r) {
         }
     }
     ++events_->counters().events_in;
+    remember_reading(s, r);
     // The reading's own event comes first (SPEC §5.2), then what the rules
     // make of it (every reading: deadband and publish only thin what leaves
     // the gateway).
@@ -400,6 +417,81 @@ void Gateway::on_incoming(const MqttIncoming& m) {
 void Gateway::on_bad_reading(const BadReading& b) {
     ++events_->counters().bad_readings;
     events_->deadletter(b.sensor, b.reason, b.detail);
+}
+
+void Gateway::remember_reading(Sensor& s, const Reading& r) {
+    s.latest = r.value;
+    s.latest_ts = r.ts;
+    s.latest_mono = r.mono;
+    if (!http_) return;
+    const double* d = std::get_if<double>(&r.value);
+    const bool* b = std::get_if<bool>(&r.value);
+    if (!d && !b) return;
+    const float v = d ? static_cast<float>(*d) : (*b ? 1.0f : 0.0f);
+    const std::int64_t slot =
+        std::chrono::duration_cast<std::chrono::seconds>(r.mono.time_since_epoch()).count() /
+        kHistoryStep.count();
+    if (!s.history.empty() && slot == s.history_slot) {
+        s.history.back() = v;  // the latest value of its step
+        return;
+    }
+    // Steps without a reading show as gaps.
+    const std::int64_t gap =
+        s.history.empty() ? 0 : std::min<std::int64_t>(slot - s.history_slot - 1, kHistoryPoints);
+    for (std::int64_t i = 0; i < gap; ++i)
+        s.history.push_back(std::nanf(""));
+    s.history.push_back(v);
+    s.history_slot = slot;
+    if (s.history.size() > kHistoryPoints) {
+        s.history.erase(
+            s.history.begin(),
+            s.history.begin() + static_cast<std::ptrdiff_t>(s.history.size() - kHistoryPoints));
+    }
+}
+
+void Gateway::start_http() {
+    if (cfg_.http.listen.empty()) return;
+    http_ = std::make_unique<HttpServer>(
+        HttpServer::Options{cfg_.http.listen, cfg_.http.token}, clock_,
+        [this](const std::string& name, bool on) {
+            // The same path as a command on <p>/cmd/outputs/<name>.
+            queue_.post_control(MqttIncoming{base_ + "/cmd/outputs/" + name, on ? "on" : "off"});
+        });
+    std::string why;
+    if (!http_->start(why)) {
+        log_error("http", "cannot listen on " + cfg_.http.listen + ": " + why +
+                              "; the status page, /metrics and /api/status are off");
+        http_.reset();
+        return;
+    }
+    http_->publish(take_snapshot(clock_.monotonic()));
+    log_info("http", "status page, /metrics and /api/status on http://" + cfg_.http.listen + "/" +
+                         (cfg_.http.token.empty() ? "" : " (token required)"));
+}
+
+std::shared_ptr<const StatusSnapshot> Gateway::take_snapshot(MonoTime now) const {
+    auto s = std::make_shared<StatusSnapshot>();
+    s->gateway = cfg_.gateway.id;
+    s->version = TIDEGATE_VERSION;
+    s->started = started_wall_;
+    s->started_mono = started_mono_;
+    s->taken = clock_.wall();
+    s->taken_mono = now;
+    s->link.connected = link_->connected();
+    s->link.uri = connected_broker_.empty() ? cfg_.mqtt.uri : connected_broker_;
+    s->link.reconnects = link_->stats().reconnects;
+    const Outbox::Stats ob = outbox_.stats();
+    s->outbox = {ob.depth, ob.bytes, ob.dropped};
+    s->metrics = events_->metrics();
+    s->sensors.reserve(sensors_.size());
+    for (const Sensor& sensor : sensors_) {
+        s->sensors.push_back({sensor.cfg->name, sensor.cfg->unit, sensor.latest, sensor.latest_ts,
+                              sensor.latest_mono, sensor.history});
+    }
+    rules_->fill_status(*s, now, s->taken);
+    const auto& dl = events_->recent_deadletters();
+    s->deadletters.assign(dl.begin(), dl.end());
+    return s;
 }
 
 void Gateway::publish_metrics(MonoTime now) {

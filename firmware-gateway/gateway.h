@@ -17,6 +17,7 @@
 #include "event_publisher.h"
 #include "event_queue.h"
 #include "ha_discovery.h"
+#include "http_server.h"
 #include "mqtt_link.h"
 #include "outbox.h"
 #include "rule_host.h"
@@ -49,6 +50,13 @@ class Gateway final : public drivers::Sink {
         // deadband/heartbeat bookkeeping
         std::optional<Value> last_published;
         MonoTime last_published_at{};
+        // The latest accepted reading and (with the HTTP server) the recent
+        // values, one per kHistoryStep, for the status page.
+        std::optional<Value> latest;
+        WallTime latest_ts{};
+        MonoTime latest_mono{};
+        std::vector<float> history;
+        std::int64_t history_slot = 0;
     };
     // One driver instance; serves one sensor, or several sharing a reader.
     struct DriverSlot {
@@ -80,6 +88,11 @@ class Gateway final : public drivers::Sink {
     void publish_metrics(MonoTime now);
     MonoTime next_deadline(MonoTime now) const;
     std::string status_online() const;
+    // The local HTTP server (SPEC §9), when http.listen is set: started
+    // after the link; it reads snapshots this loop hands over.
+    void start_http();
+    void remember_reading(Sensor& s, const Reading& r);
+    std::shared_ptr<const StatusSnapshot> take_snapshot(MonoTime now) const;
 
     Config cfg_;
     const Clock& clock_;
@@ -95,6 +108,11 @@ class Gateway final : public drivers::Sink {
 
     std::unique_ptr<RuleHost> rules_;
     std::unique_ptr<ha::HaAnnouncer> ha_;  // with homeassistant.discovery only
+    std::unique_ptr<HttpServer> http_;     // with http.listen only
+    // A new snapshot is taken at most once per kSnapshotEvery, and only
+    // after the loop did something (idle means asleep).
+    bool status_dirty_ = true;
+    MonoTime next_snapshot_{};
     bool stopping_ = false;
     WallTime started_wall_{};
     std::string connected_broker_;  // the URI of the current connection (status `broker`)

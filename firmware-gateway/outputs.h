@@ -56,6 +56,12 @@ class OutputBank {
                      std::optional<std::chrono::milliseconds> hold, MonoTime now);
 
     std::optional<MonoTime> next_deadline() const;
+    // f(name, state (nullopt: unknown), remote, breaker) for each output, by name.
+    template <class F>
+    void visit(F&& f) const {
+        for (const auto& [name, slot] : outputs_)
+            f(name, slot.state, slot.remote, slot.breaker);
+    }
     // The switch-backs that are due.
     std::vector<OutputReport> on_timer(MonoTime now);
 

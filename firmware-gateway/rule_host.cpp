@@ -1,5 +1,7 @@
 #include "rule_host.h"
 
+#include <algorithm>
+
 #include <fstream>
 #include <sstream>
 
@@ -237,7 +239,12 @@ void RuleHost::report_breaker(const std::string& target, const std::vector<Break
 void RuleHost::handle_transitions(std::vector<rules::Transition>& ts) {
     std::size_t action = 0;  // across all transitions, as switch_outputs_first counts
     for (const rules::Transition& t : ts) {
-        if (t.kind == rules::TransitionKind::Fired) ++events_.counters().rules_fired;
+        RuleSeen& seen = rule_seen_[t.rule];
+        seen.since = t.ts;
+        if (t.kind == rules::TransitionKind::Fired) {
+            ++events_.counters().rules_fired;
+            ++seen.fired;
+        }
         log_transition(t);
         publish_rule_event(t);
         for (const rules::Action& a : t.actions) {
@@ -372,6 +379,7 @@ void RuleHost::publish_saga_event(const rules::SagaEvent& e) {
     if (e.kind == rules::SagaEventKind::Compensated) value = "compensated";
     log_info("saga", e.rule + ": " + std::string(rules::saga_event_name(e.kind)) + " " + e.step +
                          (e.reason.empty() ? std::string() : " (" + e.reason + ")"));
+    saga_seen_[e.rule] = StatusSnapshot::Saga{e.rule, value, e.step, e.reason, e.ts};
     const std::uint64_t seq = events_.next_seq();
     JsonObject o = begin_envelope(cfg_.gateway.id, seq, rules::saga_event_name(e.kind),
                                   "rule:" + e.rule, e.ts);
@@ -382,6 +390,40 @@ void RuleHost::publish_saga_event(const rules::SagaEvent& e) {
     if (!e.reason.empty()) o.field("reason", std::string_view(e.reason));
     events_.append(outbox::Record{
         seq, cfg_.mqtt.qos, {{base_ + "/sagas/" + e.rule, true}}, std::move(o).finish()});
+}
+
+void RuleHost::fill_status(StatusSnapshot& s, MonoTime now, WallTime wall) const {
+    if (engine_) {
+        const auto& rules = engine_->rules().rules();
+        s.rules.reserve(rules.size());
+        for (std::size_t i = 0; i < rules.size(); ++i) {
+            StatusSnapshot::Rule r;
+            r.name = rules[i].name;
+            const rules::Engine::RuleStatus st = engine_->status_of(i);
+            r.state = st.state;
+            const auto seen = rule_seen_.find(r.name);
+            if (seen != rule_seen_.end()) r.fired = seen->second.fired;
+            if (st.pending_since) {
+                r.since = wall - std::chrono::duration_cast<WallTime::duration>(
+                                     now - std::min(now, *st.pending_since));
+            } else if (seen != rule_seen_.end()) {
+                r.since = seen->second.since;
+            }
+            s.rules.push_back(std::move(r));
+        }
+        for (const auto& [rule, saga] : saga_seen_)
+            s.sagas.push_back(saga);
+        std::sort(s.sagas.begin(), s.sagas.end(),
+                  [](const auto& a, const auto& b) { return a.rule < b.rule; });
+    }
+    outputs_->visit(
+        [&](const std::string& name, std::optional<bool> on, bool remote, const Breaker& b) {
+            s.outputs.push_back({name, on, remote});
+            s.breakers.push_back({"output/" + name, b.state(), b.failures(), b.detail()});
+        });
+    for (const auto& [program, b] : exec_breakers_) {
+        s.breakers.push_back({exec_target(program), b.state(), b.failures(), b.detail()});
+    }
 }
 
 void RuleHost::persist_rule_state(bool force) {

@@ -32,6 +32,7 @@
 #include "outputs.h"
 #include "rule_watcher.h"
 #include "rules/engine.h"
+#include "status_snapshot.h"
 
 namespace tg {
 
@@ -85,6 +86,8 @@ class RuleHost {
     void flush_transition_logs(MonoTime now);
 
     std::size_t rule_count() const { return engine_ ? engine_->rules().size() : 0; }
+    // Rules, outputs, breakers and sagas as they stand, for the status page.
+    void fill_status(StatusSnapshot& s, MonoTime now, WallTime wall) const;
     // The names of the rules running, in evaluation order.
     std::vector<std::string> rule_names() const;
 
@@ -172,6 +175,14 @@ class RuleHost {
     // Rules whose saga step started a program not finished yet: that step.
     std::unordered_map<std::string, std::size_t> saga_execs_;
     std::unique_ptr<RuleWatcher> watcher_;
+    // For the status page: when each rule last fired or cleared, how often
+    // it fired since the start, and each saga's latest event.
+    struct RuleSeen {
+        WallTime since{};
+        std::uint64_t fired = 0;
+    };
+    std::unordered_map<std::string, RuleSeen> rule_seen_;
+    std::unordered_map<std::string, StatusSnapshot::Saga> saga_seen_;
 };
 
 }  // namespace tg

@@ -486,6 +486,16 @@ RuleState Engine::state_of(std::string_view rule) const {
     return RuleState::Idle;
 }
 
+Engine::RuleStatus Engine::status_of(std::size_t i) const {
+    RuleStatus s;
+    if (i >= states_.size()) return s;
+    s.state = states_[i].state;
+    if (s.state == RuleState::Pending) {
+        s.pending_since = from_ns(states_[i].since);
+    }
+    return s;
+}
+
 // ---------------------------------------------------------------------------
 // Reload
 

@@ -231,6 +231,12 @@ class Engine {
     bool sagas_running() const { return active_sagas_ > 0; }
 
     RuleState state_of(std::string_view rule) const;
+    // Rule `i` (in rules() order): its state, and when pending, since when.
+    struct RuleStatus {
+        RuleState state = RuleState::Idle;
+        std::optional<MonoTime> pending_since;
+    };
+    RuleStatus status_of(std::size_t i) const;
     const RuleSet& rules() const { return *set_; }
     std::shared_ptr<const RuleSet> rule_set() const { return set_; }
 

@@ -324,6 +324,8 @@ def make_config(tmp_path, broker_port, request):
             "gateway": {"id": gw, "data_dir": str(data)},
             "mqtt": {"uri": f"tcp://127.0.0.1:{broker_port}", "keepalive": "1s"},
             "rules": {"paths": [str(rules)]},
+            # Many gateways run at once: the HTTP server only where a test asks.
+            "http": {"listen": ""},
             "sensors": sensors,
         }
         deep_merge(doc["mqtt"], mqtt or {})
