@@ -116,13 +116,13 @@ function show(s) {
   keys = new Set();
   for (const o of s.outputs) {
     keys.add(o.name);
-    const state = o.value === null ? "unknown" : o.value ? "on" : "off";
+    const state = o.value === null ? "unknown" : o.value;
     const cells = [el("td", o.name), el("td", state, "badge " + state)];
     const act = el("td");
     if (o.remote && s.switches) {
-      const b = el("button", o.value ? "switch off" : "switch on");
+      const b = el("button", o.value === "on" ? "switch off" : "switch on");
       b.onclick = () => fetch("/api/outputs/" + encodeURIComponent(o.name),
-        {method: "POST", body: o.value ? "off" : "on"}).then(poll);
+        {method: "POST", body: o.value === "on" ? "off" : "on"}).then(poll);
       act.appendChild(b);
     }
     cells.push(act);

@@ -212,7 +212,7 @@ std::string status_json(const StatusSnapshot& s, MonoTime now, bool switches) {
         JsonObject o;
         o.field("name", std::string_view(out.name));
         if (out.on) {
-            o.field("value", *out.on);
+            o.field("value", *out.on ? "on" : "off");  // as in output events
         } else {
             o.null_field("value");
         }

@@ -18,7 +18,7 @@ namespace {
 // Worker threads: the most requests served at once. Connections beyond them
 // wait in a short queue, then in the listen backlog; a client that sends
 // its request too slowly or idles on keep-alive loses its connection.
-constexpr const char* kThreads = "4";
+constexpr const char* kThreads = "6";
 constexpr const char* kQueue = "8";
 constexpr const char* kBacklog = "16";
 constexpr const char* kRequestTimeoutMs = "5000";

@@ -223,6 +223,7 @@ TEST_CASE("status JSON holds what SPEC §9 lists", "[http]") {
     CHECK(j["rules"][1]["since"].is_null());
     CHECK(j["outputs"][1] ==
           nlohmann::json{{"name", "buzzer"}, {"value", nullptr}, {"remote", true}});
+    CHECK(j["outputs"][0]["value"] == "on");
     CHECK(j["breakers"][0]["state"] == "open");
     CHECK(j["deadletters"][0]["detail"] == "<script>");
     CHECK(j["sagas"].empty());
