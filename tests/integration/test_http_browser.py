@@ -303,6 +303,12 @@ def test_status_page_in_headless_chromium(make_config, start_gateway, chromium, 
     assert not csp, f"CSP violations: {csp}"
     errors = [e["params"] for e in chromium.events if e["method"] == "Runtime.exceptionThrown"]
     assert not errors, f"script errors: {errors}"
+    styled = chromium.eval("({body: getComputedStyle(document.body).marginTop,"
+                           " section: getComputedStyle(document.querySelector('section'))"
+                           ".overflowX})")
+    assert styled == {"body": "0px", "section": "auto"}, f"inline style not applied: {styled}"
+    headers = {k.lower(): v for k, v in http_get(base + "/")[1].items()}
+    assert "default-src 'none'" in headers.get("content-security-policy", ""), headers
 
     out = artifacts_dir()
     desktop = chromium.screenshot(out / "status-page.png")
