@@ -70,6 +70,11 @@ function age(s) {
   if (s < 5400) return (s / 60).toFixed(0) + " min";
   return (s / 3600).toFixed(1) + " h";
 }
+function badge(text, cls) {
+  const td = el("td");
+  td.appendChild(el("span", text, "badge " + cls));
+  return td;
+}
 function when(ts) { return ts ? new Date(ts).toLocaleTimeString() : "–"; }
 function spark(values) {
   const td = el("td");
@@ -108,7 +113,7 @@ function show(s) {
   keys = new Set();
   for (const r of s.rules) {
     keys.add(r.name);
-    const tr = row($("rules"), r.name, [el("td", r.name), el("td", r.state, "badge " + r.state),
+    const tr = row($("rules"), r.name, [el("td", r.name), badge(r.state, r.state),
       el("td", when(r.since)), el("td", r.fired, "num")]);
     tr.dataset.rule = r.name; tr.dataset.state = r.state;
   }
@@ -117,11 +122,11 @@ function show(s) {
   for (const o of s.outputs) {
     keys.add(o.name);
     const state = o.value === null ? "unknown" : o.value;
-    const cells = [el("td", o.name), el("td", state, "badge " + state)];
+    const cells = [el("td", o.name), badge(state, state)];
     const act = el("td");
     if (o.remote && s.switches) {
       const b = el("button", o.value === "on" ? "switch off" : "switch on");
-      b.onclick = () => fetch("/api/outputs/" + encodeURIComponent(o.name),
+      b.onclick = () => fetch(location.origin + "/api/outputs/" + encodeURIComponent(o.name),
         {method: "POST", body: o.value === "on" ? "off" : "on"}).then(poll);
       act.appendChild(b);
     }
@@ -133,7 +138,7 @@ function show(s) {
   keys = new Set();
   for (const b of s.breakers) {
     keys.add(b.target);
-    row($("breakers"), b.target, [el("td", b.target), el("td", b.state, "badge " + b.state),
+    row($("breakers"), b.target, [el("td", b.target), badge(b.state, b.state),
       el("td", b.failures + " failure(s)"), el("td", b.detail, "muted")]);
   }
   prune($("breakers"), keys);
@@ -141,7 +146,7 @@ function show(s) {
   keys = new Set();
   for (const g of s.sagas) {
     keys.add(g.rule);
-    row($("sagas"), g.rule, [el("td", g.rule), el("td", g.state, "badge " + g.state),
+    row($("sagas"), g.rule, [el("td", g.rule), badge(g.state, g.state),
       el("td", g.step), el("td", g.reason, "muted"), el("td", when(g.ts))]);
   }
   prune($("sagas"), keys);
@@ -159,7 +164,8 @@ let busy = false;
 function poll() {
   if (busy) return;
   busy = true;
-  fetch("/api/status", {cache: "no-store"})
+  // location.origin: never the user:password of an address typed with them.
+  fetch(location.origin + "/api/status", {cache: "no-store"})
     .then((r) => { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
     .then(show)
     .catch((e) => { $("link").textContent = "gateway unreachable (" + e.message + ")"; $("link").className = "badge off-link"; })

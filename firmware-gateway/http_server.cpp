@@ -92,6 +92,17 @@ int respond_text(mg_connection* c, int status, std::string_view text,
     return respond(c, status, "text/plain; charset=utf-8", std::string(text) + "\n", extra);
 }
 
+// The host part of a Host header: an IP literal or localhost. Without a
+// token, a page another site's DNS points at this address (DNS rebinding)
+// would otherwise read the API.
+bool host_is_address(std::string_view host) {
+    if (!host.empty() && host.front() == '[') return host.find(']') != std::string_view::npos;
+    const auto colon = host.rfind(':');
+    const std::string name(host.substr(0, colon));
+    in_addr a4{};
+    return name == "localhost" || inet_pton(AF_INET, name.c_str(), &a4) == 1;
+}
+
 int log_message(const mg_connection*, const char* message) {
     log_debug("http", message ? message : "");
     return 1;  // handled: nothing on stderr from the library
@@ -145,28 +156,15 @@ HttpServer::~HttpServer() {
 
 bool HttpServer::start(std::string& why) {
     mg_init_library(options_.listen.front() == '[' ? MG_FEATURES_IPV6 : 0);
-    const char* opts[] = {"listening_ports",
-                          options_.listen.c_str(),
-                          "num_threads",
-                          kThreads,
-                          "connection_queue",
-                          kQueue,
-                          "listen_backlog",
-                          kBacklog,
-                          "request_timeout_ms",
-                          kRequestTimeoutMs,
-                          "enable_keep_alive",
-                          "yes",
-                          "keep_alive_timeout_ms",
-                          kKeepAliveMs,
-                          "max_request_size",
+    const char* opts[] = {"listening_ports", options_.listen.c_str(), "num_threads", kThreads,
+                          "connection_queue", kQueue, "listen_backlog", kBacklog,
+                          "request_timeout_ms", kRequestTimeoutMs, "enable_keep_alive", "yes",
+                          "keep_alive_timeout_ms", kKeepAliveMs, "max_request_size",
                           kMaxHeaderBytes,
                           // Headers and body go out in two writes: without
                           // this, a keep-alive client's delayed ACK holds the
                           // body back by up to 40 ms.
-                          "tcp_nodelay",
-                          "1",
-                          nullptr};
+                          "tcp_nodelay", "1", nullptr};
     mg_callbacks callbacks{};
     callbacks.log_message = log_message;
     mg_init_data init{};
@@ -236,6 +234,21 @@ int HttpServer::handle(mg_connection* conn) {
     const std::string_view method = ri && ri->request_method ? ri->request_method : "";
     const std::string_view uri = ri && ri->local_uri ? ri->local_uri : "";
 
+    const char* host = mg_get_header(conn, "Host");
+    if (options_.token.empty() && host && !host_is_address(host)) {
+        mg_disable_connection_keep_alive(conn);
+        return respond_text(conn, 403,
+                            "without http.token_file, use an address (e.g. 127.0.0.1) as the host");
+    }
+    // A browser sending another site's request (CSRF): a switch only comes
+    // from the page itself.
+    if (method == "POST") {
+        const char* origin = mg_get_header(conn, "Origin");
+        if (origin && (!host || std::string_view(origin) != "http://" + std::string(host))) {
+            mg_disable_connection_keep_alive(conn);
+            return respond_text(conn, 403, "a request from another origin is refused");
+        }
+    }
     if (!authorised(conn)) {
         mg_disable_connection_keep_alive(conn);
         return respond_text(conn, 401, "a token is needed: Authorization: Bearer <token>",

@@ -290,6 +290,9 @@ TEST_CASE("the server: routes, methods, sizes, token, switches", "[http]") {
     CHECK(status_of(post("/api/outputs/buzzer", std::string(4097, 'x'), auth)) == 413);
     CHECK(status_of(http_exchange(port, "POST /api/outputs/buzzer HTTP/1.1\r\nHost: x\r\n" + auth +
                                             "Content-Length: 999999999\r\n\r\n")) == 413);
+    // Another site's page posting with the user's credentials.
+    CHECK(status_of(post("/api/outputs/buzzer", "on", auth + "Origin: http://evil.example\r\n")) ==
+          403);
     CHECK(status_of(post("/api/outputs/buzzer", "on\n", auth)) == 202);
     CHECK(status_of(post("/api/outputs/buzzer", "off", "")) == 401);
     {
@@ -312,12 +315,18 @@ TEST_CASE("the server without a token refuses switching; a taken port is a clear
     std::string why;
     REQUIRE(a.start(why));
     a.publish(std::make_shared<StatusSnapshot>(sample(clock.monotonic())));
+    auto req = [&](const std::string& head) {
+        return status_of(http_exchange(port, head + "Connection: close\r\n\r\n"));
+    };
     CHECK(status_of(http_exchange(port,
-                                  "POST /api/outputs/buzzer HTTP/1.1\r\nHost: x\r\nConnection: "
-                                  "close\r\nContent-Length: 2\r\n\r\non")) == 403);
-    CHECK(status_of(http_exchange(port,
-                                  "GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: "
-                                  "close\r\n\r\n")) == 200);
+                                  "POST /api/outputs/buzzer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                  "Connection: close\r\nContent-Length: 2\r\n\r\non")) == 403);
+    // Without a token, only an address as the host (DNS rebinding).
+    CHECK(req("GET /api/status HTTP/1.1\r\nHost: evil.example\r\n") == 403);
+    CHECK(req("GET /api/status HTTP/1.1\r\nHost: evil.example:9780\r\n") == 403);
+    for (const char* h : {"127.0.0.1:9780", "localhost", "localhost:1", "[::1]:80", "127.0.0.1"}) {
+        CHECK(req(std::string("GET /api/status HTTP/1.1\r\nHost: ") + h + "\r\n") == 200);
+    }
     tg::HttpServer b({"127.0.0.1:" + std::to_string(port), ""}, clock, [](auto&, bool) {});
     CHECK_FALSE(b.start(why));
     CHECK_FALSE(why.empty());

@@ -202,7 +202,13 @@ class Chromium:
                 self.proc.kill()
                 self.proc.wait(5)
         self._log.close()
-        shutil.rmtree(self.profile, ignore_errors=True)
+        # Chromium's helper processes may still write into the profile for
+        # a moment after the browser process has gone.
+        for _ in range(20):
+            shutil.rmtree(self.profile, ignore_errors=True)
+            if not self.profile.exists():
+                break
+            time.sleep(0.1)
 
 
 @pytest.fixture
