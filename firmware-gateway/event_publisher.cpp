@@ -123,7 +123,9 @@ void EventPublisher::emit_deadletter(const std::string& source, const std::strin
         cfg_.mqtt.qos,
         {{base_ + "/deadletter", false}},
         deadletter_envelope(cfg_.gateway.id, seq, source, ts, reason, detail, suppressed)});
-    if (recent_deadletters_.size() == kRecentDeadLetters) recent_deadletters_.pop_front();
+    if (recent_deadletters_.size() == kRecentDeadLetters) {
+        recent_deadletters_.erase(recent_deadletters_.begin());
+    }
     recent_deadletters_.push_back({ts, source, reason, detail});
 }
 

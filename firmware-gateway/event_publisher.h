@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -76,7 +75,7 @@ class EventPublisher {
         std::string source, reason, detail;
     };
     static constexpr std::size_t kRecentDeadLetters = 20;
-    const std::deque<DeadLetter>& recent_deadletters() const { return recent_deadletters_; }
+    const std::vector<DeadLetter>& recent_deadletters() const { return recent_deadletters_; }
 
   private:
     void emit_deadletter(const std::string& source, const std::string& reason,
@@ -96,7 +95,7 @@ class EventPublisher {
     RateLimiter drop_log_limiter_{std::chrono::minutes(1)};
     RateLimiter deadletter_limiter_{std::chrono::minutes(1)};
     Counters counters_;
-    std::deque<DeadLetter> recent_deadletters_;
+    std::vector<DeadLetter> recent_deadletters_;
 };
 
 }  // namespace tg

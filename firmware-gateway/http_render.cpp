@@ -1,7 +1,9 @@
 #include "http_render.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 
 #include "core/json_writer.h"
 
@@ -188,9 +190,11 @@ std::string status_json(const StatusSnapshot& s, MonoTime now, bool switches) {
                 history += "null";
                 continue;
             }
-            char buf[24];
-            const auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest for a float
-            history.append(buf, r.ptr);
+            char buf[32];
+            // A float's 7 significant digits, no more (the C library's, not
+            // a second copy of shortest-float formatting in the binary).
+            const int n = std::snprintf(buf, sizeof buf, "%.7g", static_cast<double>(v));
+            history.append(buf, static_cast<std::size_t>(std::clamp(n, 0, 31)));
         }
         o.raw_field("history", close(std::move(history)));
         push(sensors, std::move(o).finish());

@@ -392,40 +392,6 @@ void RuleHost::publish_saga_event(const rules::SagaEvent& e) {
         seq, cfg_.mqtt.qos, {{base_ + "/sagas/" + e.rule, true}}, std::move(o).finish()});
 }
 
-void RuleHost::fill_status(StatusSnapshot& s, MonoTime now, WallTime wall) const {
-    if (engine_) {
-        const auto& rules = engine_->rules().rules();
-        s.rules.reserve(rules.size());
-        for (std::size_t i = 0; i < rules.size(); ++i) {
-            StatusSnapshot::Rule r;
-            r.name = rules[i].name;
-            const rules::Engine::RuleStatus st = engine_->status_of(i);
-            r.state = st.state;
-            const auto seen = rule_seen_.find(r.name);
-            if (seen != rule_seen_.end()) r.fired = seen->second.fired;
-            if (st.pending_since) {
-                r.since = wall - std::chrono::duration_cast<WallTime::duration>(
-                                     now - std::min(now, *st.pending_since));
-            } else if (seen != rule_seen_.end()) {
-                r.since = seen->second.since;
-            }
-            s.rules.push_back(std::move(r));
-        }
-        for (const auto& [rule, saga] : saga_seen_)
-            s.sagas.push_back(saga);
-        std::sort(s.sagas.begin(), s.sagas.end(),
-                  [](const auto& a, const auto& b) { return a.rule < b.rule; });
-    }
-    outputs_->visit(
-        [&](const std::string& name, std::optional<bool> on, bool remote, const Breaker& b) {
-            s.outputs.push_back({name, on, remote});
-            s.breakers.push_back({"output/" + name, b.state(), b.failures(), b.detail()});
-        });
-    for (const auto& [program, b] : exec_breakers_) {
-        s.breakers.push_back({exec_target(program), b.state(), b.failures(), b.detail()});
-    }
-}
-
 void RuleHost::persist_rule_state(bool force) {
     if (!engine_) return;
     if (!force && engine_->state_generation() == persisted_generation_) return;
