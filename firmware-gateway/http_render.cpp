@@ -24,8 +24,8 @@ std::string number(double d) {
     return std::string(buf, r.ptr);
 }
 
-// HELP text: \ and newline escaped.
-std::string escape_help(std::string_view v) {
+// HELP text: \ and newline escaped; label values also ".
+std::string escape(std::string_view v, bool quotes) {
     std::string out;
     out.reserve(v.size());
     for (char c : v) {
@@ -33,6 +33,8 @@ std::string escape_help(std::string_view v) {
             out += "\\\\";
         } else if (c == '\n') {
             out += "\\n";
+        } else if (c == '"' && quotes) {
+            out += "\\\"";
         } else {
             out += c;
         }
@@ -54,7 +56,7 @@ class Family {
   private:
     void sample_line(std::string_view label, std::string_view label_value, double value) {
         if (!headed_) {
-            out_ += "# HELP " + name_ + " " + escape_help(help_) + "\n";
+            out_ += "# HELP " + name_ + " " + escape(help_, false) + "\n";
             out_ += "# TYPE " + name_ + " ";
             out_ += type_;
             out_ += '\n';
@@ -98,22 +100,7 @@ std::string close(std::string array) {
 
 }  // namespace
 
-std::string escape_label(std::string_view v) {
-    std::string out;
-    out.reserve(v.size());
-    for (char c : v) {
-        if (c == '\\') {
-            out += "\\\\";
-        } else if (c == '"') {
-            out += "\\\"";
-        } else if (c == '\n') {
-            out += "\\n";
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
+std::string escape_label(std::string_view v) { return escape(v, true); }
 
 std::string prometheus_text(const StatusSnapshot& s, MonoTime now) {
     std::string out;

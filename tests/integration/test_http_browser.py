@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tidegate_testkit import free_port, port_open, sequence_sensor, wait_until
+from tidegate_testkit import free_port, port_open, sequence_sensor, stop_process, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -194,13 +194,7 @@ class Chromium:
                 self.ws.close()
             except Exception:
                 pass
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self._log.close()
         # Chromium's helper processes may still write into the profile for
         # a moment after the browser process has gone.
@@ -469,13 +463,7 @@ scrape_configs:
         assert [t["health"] for t in health] == ["up"], health
         assert not health[0]["lastError"], health
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(proc, 10)
         log.close()
         shutil.rmtree(folder, ignore_errors=True)
     assert gw.running()

@@ -43,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tidegate_testkit.core import stop_process
+
 RABBITMQ_SBIN = Path("/usr/lib/rabbitmq/bin")  # Debian: the scripts without the su wrapper
 
 
@@ -317,13 +319,7 @@ def start_epmd(port: int, env: dict[str, str]) -> subprocess.Popen:
 
 
 def stop_epmd(epmd: subprocess.Popen) -> None:
-    if epmd.poll() is None:
-        epmd.terminate()
-        try:
-            epmd.wait(5)
-        except subprocess.TimeoutExpired:
-            epmd.kill()
-            epmd.wait(5)
+    stop_process(epmd)
 
 
 class RabbitCluster:

@@ -62,6 +62,18 @@ def wait_until(predicate: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT,
         time.sleep(interval)
 
 
+def stop_process(proc: "subprocess.Popen | None", timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within `timeout` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -161,13 +173,7 @@ class Mosquitto:
             return ""
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         if self.proc:
             self._log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
