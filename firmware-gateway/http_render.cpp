@@ -100,7 +100,9 @@ std::string close(std::string array) {
 
 }  // namespace
 
-std::string escape_label(std::string_view v) { return escape(v, true); }
+std::string escape_label(std::string_view v) {
+    return escape(v, true);
+}
 
 std::string prometheus_text(const StatusSnapshot& s, MonoTime now) {
     std::string out;
