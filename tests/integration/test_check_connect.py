@@ -78,6 +78,34 @@ def test_a_port_that_does_not_speak_mqtt(tidegate_bin, tmp_path):
     srv.close()
 
 
+def test_a_connect_that_times_out(tidegate_bin, tmp_path):
+    # A listening socket that never accepts, its accept queue full: Linux
+    # drops further SYNs, as a firewall dropping packets would.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    fill = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fill.append(c)
+    try:
+        uri = f"tcp://127.0.0.1:{port}"
+        r, res = check(tidegate_bin, write_config(tmp_path, [uri]))
+        assert r.returncode == 1, r
+        assert res[uri] == (f"error: timed out after 5s connecting to 127.0.0.1:{port} "
+                            "(a firewall dropping the packets, or the wrong address)"), r.stdout
+    finally:
+        for c in fill:
+            c.close()
+        srv.close()
+
+
 def test_credentials(tidegate_bin, mosquitto_factory, tmp_path):
     broker = password_broker(mosquitto_factory)
     uri = f"tcp://127.0.0.1:{broker.port}"

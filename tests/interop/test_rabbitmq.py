@@ -17,6 +17,7 @@ import time
 
 from conftest import (Subscriber, check_reading_envelope, project_version, routing_key,
                       sequence_sensor)
+from tidegate_testkit import run_cli
 from tidegate_testkit.faultkit import CuttableProxy, contiguous
 
 
@@ -174,3 +175,22 @@ def test_network_outage_to_rabbitmq_loses_no_event(rabbitmq, make_config, start_
         assert gw.terminate() == 0
     finally:
         proxy.close()
+
+
+def test_check_connect_names_a_refused_protocol_version(rabbitmq, tidegate_bin, tmp_path):
+    # RabbitMQ 3.10's MQTT plugin speaks 3.1 and 3.1.1, not 5: a real broker
+    # refusing the version the config asks for. It closes the connection
+    # instead of answering with a CONNACK code, and the check says what that
+    # means and what to do.
+    uri = f"tcp://127.0.0.1:{rabbitmq.mqtt_port}"
+    for version, expected, rc in (("5", f"{uri}: error: MQTT: the broker closed the connection "
+                                        "without answering CONNECT (a broker without MQTT 5 "
+                                        "does this: try mqtt.version: 3.1.1)", 1),
+                                  ("3.1.1", f"{uri}: ok (MQTT 3.1.1)", 0)):
+        cfg = tmp_path / f"v{version}.yaml"
+        cfg.write_text(f"mqtt: {{uri: '{uri}', version: '{version}'}}\n"
+                       f"rules: {{paths: []}}\n"
+                       "sensors: [{name: a.b, driver: simulated}]\n")
+        r = run_cli(tidegate_bin, "check", "--connect", "-c", str(cfg))
+        assert expected in r.stdout.splitlines(), r.stdout + r.stderr
+        assert r.returncode == rc, r.stdout + r.stderr
