@@ -16,11 +16,11 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
-#include <mutex>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -58,16 +58,16 @@ class Relay final : public virtual mqtt::callback {
             if (hot != firing_) {
                 firing_ = hot;
                 ++seq_;
-                g_queue.push_back(
-                    {"tidegate/relay/rules/hot",
-                     std::string(R"({"v":1,"id":"relay:)") + std::to_string(seq_) +
-                         R"(","type":")" + (hot ? "rule_fired" : "rule_cleared") +
-                         R"(","gateway":"relay","source":"rule:hot",)"
-                         R"("ts":"2026-01-01T00:00:00.000Z","seq":)" +
-                         std::to_string(seq_) + R"(,"value":)" + (hot ? "true" : "false") +
-                         R"(,"severity":"warning","values":{"bench.t":)" + (hot ? "60" : "40") +
-                         "}}",
-                     true});
+                g_queue.push_back({"tidegate/relay/rules/hot",
+                                   std::string(R"({"v":1,"id":"relay:)") + std::to_string(seq_) +
+                                       R"(","type":")" + (hot ? "rule_fired" : "rule_cleared") +
+                                       R"(","gateway":"relay","source":"rule:hot",)"
+                                       R"("ts":"2026-01-01T00:00:00.000Z","seq":)" +
+                                       std::to_string(seq_) + R"(,"value":)" +
+                                       (hot ? "true" : "false") +
+                                       R"(,"severity":"warning","values":{"bench.t":)" +
+                                       (hot ? "60" : "40") + "}}",
+                                   true});
             }
             if (hot) g_queue.push_back({"bench/out", R"({"t": 60})", false});
             ++g_inputs;
