@@ -125,11 +125,13 @@ void RuleHost::on_timer(MonoTime now, bool stopping) {
     for (const OutputReport& r : outputs_->on_timer(now))
         report_output(r, clock_.wall());
     if (!stopping) run_ticks(now);
+    if (state_due_ && now >= *state_due_) persist_rule_state(false);
 }
 
 std::optional<MonoTime> RuleHost::next_deadline(bool stopping) const {
     std::optional<MonoTime> d = outputs_->next_deadline();
     if (ticking_ && !stopping && (!d || next_tick_ < *d)) d = next_tick_;
+    if (state_due_ && (!d || *state_due_ < *d)) d = state_due_;
     return d;
 }
 
@@ -394,7 +396,17 @@ void RuleHost::publish_saga_event(const rules::SagaEvent& e) {
 
 void RuleHost::persist_rule_state(bool force) {
     if (!engine_) return;
-    if (!force && engine_->state_generation() == persisted_generation_) return;
+    if (!force && engine_->state_generation() == persisted_generation_) {
+        state_due_.reset();
+        return;
+    }
+    const MonoTime now = clock_.monotonic();
+    if (!force && last_state_ && now < *last_state_ + kRuleStateEvery) {
+        state_due_ = *last_state_ + kRuleStateEvery;
+        return;
+    }
+    last_state_ = now;
+    state_due_.reset();
     // Written by another thread: the two fsyncs and the rename of an atomic
     // replace would otherwise hold up every reading and output switch behind
     // each transition (milliseconds here, tens of them on an SD card).

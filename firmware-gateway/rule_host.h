@@ -13,6 +13,7 @@
 // those back in (reload, on_exec_finished).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -35,6 +36,10 @@
 #include "status_snapshot.h"
 
 namespace tg {
+
+// rules.state is handed to its writer at most once per this; a change after
+// a quiet spell goes at once, changes that follow it within this wait for it.
+inline constexpr std::chrono::milliseconds kRuleStateEvery{20};
 
 class RuleHost {
   public:
@@ -168,6 +173,12 @@ class RuleHost {
     MonoTime next_tick_{};
     std::uint64_t persisted_generation_ = 0;
     std::unique_ptr<BackgroundWriter> state_writer_;  // rules.state, off the loop thread
+    // A rule flapping with every reading of a fast source would otherwise
+    // have the whole state serialised and the file replaced (two fsyncs and
+    // a rename) hundreds of times a second. A change within kRuleStateEvery
+    // of the last handover waits for state_due_.
+    std::optional<MonoTime> last_state_;
+    std::optional<MonoTime> state_due_;
     LinkEnv link_env_;
     std::unique_ptr<OutputBank> outputs_;
     std::unique_ptr<ExecRunner> exec_;

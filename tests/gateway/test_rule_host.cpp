@@ -337,3 +337,69 @@ TEST_CASE("rule host: an output's circuit breaker opens, skips, and closes again
     CHECK(br[2]["failures"] == 0);
     CHECK(h.on("p/gw/outputs/fan").back()["value"] == "off");
 }
+
+TEST_CASE(
+    "rule host: rules.state follows a lone change at once and a flapping rule at most "
+    "once per kRuleStateEvery",
+    "[rule_host]") {
+    Host h(kHotRule, "out/fan");
+    const fs::path state = h.dir.path() / "rules.state";
+    auto rule_state = [&]() -> std::string {
+        try {
+            const auto j = nlohmann::json::parse(file_text(state));
+            for (const auto& r : j.at("rules"))
+                if (r.at("name") == "hot") return r.at("state").get<std::string>();
+        } catch (const std::exception&) {
+        }
+        return "(unreadable)";
+    };
+    auto becomes = [&](const std::string& want) {
+        // The file is written by the writer's own thread: real time passes.
+        for (int i = 0; i < 500 && rule_state() != want; ++i)
+            usleep(10'000);
+        return rule_state();
+    };
+
+    // Nothing for a while before it: the change is handed over at once.
+    h.clock.advance(1s);
+    h.feed_temp(35);
+    CHECK(becomes("firing") == "firing");
+    CHECK_FALSE(h.host.next_deadline(false).has_value());
+
+    // Flapping at one instant: the clearing waits for kRuleStateEvery.
+    const MonoTime t0 = h.clock.monotonic();
+    h.feed_temp(25);
+    h.feed_temp(35);
+    h.feed_temp(25);
+    REQUIRE(h.host.next_deadline(false).has_value());
+    CHECK(*h.host.next_deadline(false) == t0 + kRuleStateEvery);
+    usleep(200'000);
+    CHECK(rule_state() == "firing");
+    h.host.on_timer(h.clock.monotonic(), false);  // not due yet: nothing handed over
+    usleep(100'000);
+    CHECK(rule_state() == "firing");
+
+    h.clock.advance(kRuleStateEvery);
+    h.host.on_timer(h.clock.monotonic(), false);
+    CHECK(becomes("idle") == "idle");
+    CHECK_FALSE(h.host.next_deadline(false).has_value());
+
+    // A change undone before it is due is still handed over once, when due;
+    // then no timer stays armed.
+    h.clock.advance(5ms);
+    h.feed_temp(35);
+    h.feed_temp(25);
+    CHECK(h.host.next_deadline(false).has_value());
+    h.clock.advance(kRuleStateEvery);
+    h.host.on_timer(h.clock.monotonic(), false);
+    CHECK(becomes("idle") == "idle");
+    CHECK_FALSE(h.host.next_deadline(false).has_value());
+
+    // The last state reaches the file when the host stops, due or not.
+    h.clock.advance(1s);
+    h.feed_temp(35);
+    h.feed_temp(25);
+    h.feed_temp(35);
+    h.host.stop();
+    CHECK(rule_state() == "firing");
+}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tidegate_testkit import run_cli
-from tidegate_testkit.core import free_port
+from tidegate_testkit.core import free_port, pending_connections
 from test_security import PASSWORD, USER, make_ca, make_leaf, openssl, password_broker, pki  # noqa: F401
 
 
@@ -85,15 +85,7 @@ def test_a_connect_that_times_out(tidegate_bin, tmp_path):
     srv.bind(("127.0.0.1", 0))
     srv.listen(0)
     port = srv.getsockname()[1]
-    fill = []
-    for _ in range(3):
-        c = socket.socket()
-        c.setblocking(False)
-        try:
-            c.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
-        fill.append(c)
+    fill = pending_connections(port, 3)
     try:
         uri = f"tcp://127.0.0.1:{port}"
         r, res = check(tidegate_bin, write_config(tmp_path, [uri]))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tidegate_testkit import Subscriber, free_port, run_cli, wait_until
+from tidegate_testkit import Subscriber, free_port, pending_connections, run_cli, wait_until
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 
@@ -148,15 +148,7 @@ def test_idle_and_slow_clients_do_not_delay_rule_reactions(make_config, start_ga
 
     # 200 connections that never send a byte, and slowloris senders that
     # trickle a header a byte at a time: every worker is taken.
-    idle = []
-    for _ in range(200):
-        s = socket.socket()
-        s.setblocking(False)
-        try:
-            s.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
-        idle.append(s)
+    idle = pending_connections(port, 200)
     slow = []
     for _ in range(8):
         s = socket.create_connection(("127.0.0.1", port))

@@ -88,6 +88,22 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
+def pending_connections(port: int, n: int, host: str = "127.0.0.1") -> list[socket.socket]:
+    """`n` TCP connections to `port` started without waiting for them to be
+    accepted (non-blocking connects): they fill a server's accept queue or
+    hold its workers while sending nothing. The caller closes them."""
+    out = []
+    for _ in range(n):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect((host, port))
+        except BlockingIOError:
+            pass
+        out.append(s)
+    return out
+
+
 def parse_ts(ts: str) -> datetime:
     """RFC 3339 UTC with milliseconds (`2026-11-26T17:15:53.123Z`) -> aware datetime."""
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
