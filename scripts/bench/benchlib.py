@@ -37,6 +37,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of each thread: {tid: (name, seconds)}."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        out[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / TICK)
+    return out
+
+
+def thread_cpu_delta(before: dict[int, tuple[str, float]],
+                     after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds spent between two thread_cpu() readings, by thread name
+    (the main thread under the process's name)."""
+    out: dict[str, float] = {}
+    for tid, (name, cpu) in after.items():
+        out[name] = out.get(name, 0.0) + cpu - before.get(tid, (name, 0.0))[1]
+    return out
+
+
 def rollup(pid: int) -> dict[str, int]:
     """/proc/PID/smaps_rollup as {field: KiB}."""
     out = {}
