@@ -95,12 +95,8 @@ class Driver {
     virtual void stop() {}
 
     // Drivers fed by the gateway's MQTT connection (the mqtt input driver):
-    // the topic filters to subscribe to (asked for each incoming message: a
-    // reference, no copy), and each message that matched one.
-    virtual const std::vector<std::string>& subscriptions() const {
-        static const std::vector<std::string> none;
-        return none;
-    }
+    // the topic filters to subscribe to, and each message that matched one.
+    virtual std::vector<std::string> subscriptions() const { return {}; }
     virtual void on_message(const std::string& topic, const std::string& payload,
                             const Clock& clock, Sink& sink) {
         (void)topic, (void)payload, (void)clock, (void)sink;

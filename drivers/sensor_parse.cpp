@@ -74,17 +74,8 @@ const char* json_kind(const json& j) {
 }
 
 // A JSON value as a value of the sensor's type; `where` names it in messages.
-// What a value was looked up as, for messages: "payload", "field 'x'",
-// "'/a/b'". Three pieces, joined only when a message is made.
-struct Where {
-    std::string_view before, name, after;
-    std::string text() const {
-        return std::string(before) + std::string(name) + std::string(after);
-    }
-};
-
-Parsed from_json(const json& j, ValueType type, const Where& w) {
-    if (j.is_null()) return Parsed::fail("parse", w.text() + " is null");
+Parsed from_json(const json& j, ValueType type, const std::string& where) {
+    if (j.is_null()) return Parsed::fail("parse", where + " is null");
     switch (type) {
         case ValueType::Number:
             if (j.is_number()) return Parsed::ok(j.get<double>());
@@ -101,8 +92,8 @@ Parsed from_json(const json& j, ValueType type, const Where& w) {
             if (j.is_number()) return Parsed::ok(format_number(j.get<double>()));
             return Parsed::ok(j.dump());
     }
-    return Parsed::fail(
-        "parse", w.text() + " is " + json_kind(j) + ", not a " + std::string(type_name(type)));
+    return Parsed::fail("parse",
+                        where + " is " + json_kind(j) + ", not a " + std::string(type_name(type)));
 }
 
 }  // namespace
@@ -213,7 +204,7 @@ FieldParser::FieldParser(const std::string& format, const std::string& field, Va
             mode_ = Mode::JsonWhole;
         } else if (field.front() == '/') {
             try {
-                pointer_ = std::make_shared<const json::json_pointer>(field);
+                json::json_pointer check(field);
             } catch (const json::exception& e) {
                 throw OptionError("field", "invalid JSON pointer '" + field +
                                                "' (use /key/sub or /list/0; ~1 for '/' and "
@@ -245,16 +236,12 @@ FieldParser FieldParser::for_payload(const std::string& json_pointer, ValueType 
         throw OptionError("json_pointer", "a JSON pointer starts with '/', e.g. /temperature");
     }
     try {
-        return FieldParser(Mode::JsonPointer, json_pointer, type);
+        json::json_pointer check(json_pointer);
     } catch (const json::exception& e) {
         throw OptionError("json_pointer", "invalid JSON pointer '" + json_pointer +
                                               "' (~1 stands for '/' and ~0 for '~' in keys)");
     }
-}
-
-FieldParser::FieldParser(Mode mode, std::string field, ValueType type)
-    : mode_(mode), field_(std::move(field)), type_(type) {
-    if (mode_ == Mode::JsonPointer) pointer_ = std::make_shared<const json::json_pointer>(field_);
+    return FieldParser(Mode::JsonPointer, json_pointer, type);
 }
 
 Parsed FieldParser::parse(std::string_view text) const {
@@ -278,7 +265,7 @@ Parsed FieldParser::parse(std::string_view text) const {
                                                  ": set json_pointer to pick a value, e.g. "
                                                  "/temperature");
             }
-            return from_json(j, type_, Where{"payload", "", ""});
+            return from_json(j, type_, "payload");
         }
         case Mode::JsonWhole:
         case Mode::JsonKey:
@@ -294,7 +281,7 @@ Parsed FieldParser::parse(std::string_view text) const {
             return Parsed::fail("parse", std::string("the JSON is ") + json_kind(j) +
                                              ": set 'field' to pick a value");
         }
-        return from_json(j, type_, Where{"the JSON value", "", ""});
+        return from_json(j, type_, "the JSON value");
     }
     if (mode_ == Mode::JsonKey) {
         if (!j.is_object()) {
@@ -303,10 +290,10 @@ Parsed FieldParser::parse(std::string_view text) const {
         }
         const auto it = j.find(field_);
         if (it == j.end()) return Parsed::fail("parse", "no field '" + field_ + "' in the JSON");
-        return from_json(*it, type_, Where{"field '", field_, "'"});
+        return from_json(*it, type_, "field '" + field_ + "'");
     }
     try {
-        return from_json(j.at(*pointer_), type_, Where{"'", field_, "'"});
+        return from_json(j.at(json::json_pointer(field_)), type_, "'" + field_ + "'");
     } catch (const json::exception&) {
         return Parsed::fail("parse", "nothing at '" + field_ + "' in the JSON");
     }

@@ -5,9 +5,6 @@
 // NaN or infinity).
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
-
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -72,13 +69,12 @@ class FieldParser {
 
   private:
     enum class Mode { Number, JsonWhole, JsonKey, JsonPointer, Kv, Payload };
-    FieldParser(Mode mode, std::string field, ValueType type);
+    FieldParser(Mode mode, std::string field, ValueType type)
+        : mode_(mode), field_(std::move(field)), type_(type) {}
 
     Mode mode_;
     std::string field_;
     ValueType type_;
-    // Mode::JsonPointer: field_ parsed once, not for every reading.
-    std::shared_ptr<const nlohmann::json_pointer<std::string>> pointer_;
 };
 
 }  // namespace tg::drivers

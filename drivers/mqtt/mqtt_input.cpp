@@ -54,8 +54,8 @@ const DriverInfo kMqttInputDriver{"mqtt",
 
 MqttInputDriver::MqttInputDriver(std::span<const SensorSpec> sensors) {
     if (sensors.empty()) throw std::logic_error("mqtt driver without sensors");
-    topics_ = {sensors.front().options.string("topic")};
-    check_filter(topics_.front());
+    topic_ = sensors.front().options.string("topic");
+    check_filter(topic_);
     for (const SensorSpec& s : sensors) {
         targets_.push_back(
             Target{s.name, FieldParser::for_payload(s.options.string("json_pointer"), s.type)});

@@ -19,7 +19,7 @@ class MqttInputDriver final : public Driver {
     explicit MqttInputDriver(std::span<const SensorSpec> sensors);
 
     bool polled() const override { return false; }
-    const std::vector<std::string>& subscriptions() const override { return topics_; }
+    std::vector<std::string> subscriptions() const override { return {topic_}; }
     void on_message(const std::string& topic, const std::string& payload, const Clock& clock,
                     Sink& sink) override;
 
@@ -28,7 +28,7 @@ class MqttInputDriver final : public Driver {
         std::string sensor;
         FieldParser parser;
     };
-    std::vector<std::string> topics_;  // the one topic all its sensors share
+    std::string topic_;
     std::vector<Target> targets_;
 };
 
